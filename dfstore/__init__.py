@@ -1,0 +1,1 @@
+"""The object service (buckets, objects, put modes) and its dfstore HTTP edge."""

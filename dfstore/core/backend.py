@@ -1,0 +1,50 @@
+"""The origin-store seam. `FilesystemBackend` (a local directory) and `S3Backend` (any S3 endpoint)
+implement `Backend`; `BackendSource` adapts one to p2p's `Source` for back-to-source reads.
+
+Contract: every method raises only dfstore.errors (NoSuchBucket, NoSuchKey, BackendError, ...).
+Bodies stream; no method holds a whole object in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+from dfstore.models import Bucket, ListPage, ObjectMeta, PutOptions
+
+
+class Backend(Protocol):
+    name: str  # reported by dfstore's /metadata; "s3" for every backend so JuiceFS accepts it
+
+    async def list_buckets(self) -> list[Bucket]: ...
+
+    async def create_bucket(self, bucket: str) -> None: ...
+
+    async def head_bucket(self, bucket: str) -> None: ...
+
+    async def delete_bucket(self, bucket: str) -> None: ...
+
+    async def head_object(self, bucket: str, key: str) -> ObjectMeta: ...
+
+    def read_object(self, bucket: str, key: str, offset: int, length: int) -> AsyncIterator[bytes]: ...
+
+    async def put_object(self, bucket: str, key: str, path: Path, options: PutOptions) -> ObjectMeta:
+        """Write the file at `path` as the object (the caller keeps the file)."""
+        ...
+
+    async def copy_object(
+        self, bucket: str, key: str, src_bucket: str, src_key: str, options: PutOptions | None
+    ) -> ObjectMeta:
+        """Server-side copy; `options` None keeps the source's metadata."""
+        ...
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        """Idempotent: deleting a missing key succeeds."""
+        ...
+
+    async def list_objects(
+        self, bucket: str, *, prefix: str = "", marker: str = "", delimiter: str = "", max_keys: int = 1000
+    ) -> ListPage: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,51 @@
+"""The peer daemon's config sections (composed into the node config by dfly.config)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from p2p.common.config import Section
+
+
+class HostSection(Section):
+    """How this host names itself to schedulers and peers."""
+
+    hostname: str = ""  # empty: the machine's hostname
+    ip: str = "127.0.0.1"  # address other peers use to reach the upload server
+    idc: str = ""
+    location: str = ""
+
+
+class StorageSection(Section):
+    dir: str = ""  # empty: <home>/<node name>/storage
+    quota_bytes: int = Field(default=0, ge=0, description="GC least recently used tasks above this; 0 = off")
+    ttl_s: float = Field(default=6 * 3600, ge=0, description="GC tasks unused this long; 0 = off")
+    gc_interval_s: float = Field(default=60, gt=0)
+
+
+class DownloadSection(Section):
+    source_concurrency: int = Field(default=4, ge=1, description="ranged origin reads in flight per task")
+    parent_concurrency: int = Field(default=4, ge=1, description="piece fetches from parents in flight")
+    rate_limit_bps: int = Field(default=0, ge=0, description="0 = unlimited")
+
+
+class UploadSection(Section):
+    listen: str = "127.0.0.1"
+    port: int = Field(default=65002, ge=0, le=65535)
+    slots: int = Field(default=8, ge=1, description="concurrent piece uploads")
+    rate_limit_bps: int = Field(default=0, ge=0, description="0 = unlimited")
+
+
+class SchedulerSection(Section):
+    addresses: list[str] = Field(default_factory=list)  # host:port of schedulers; empty = back-to-source only
+    manager: str = ""  # manager REST address to discover schedulers from
+
+
+class DaemonConfig(Section):
+    name: str = "peer-0"
+    seed: bool = False
+    host: HostSection = HostSection()
+    storage: StorageSection = StorageSection()
+    download: DownloadSection = DownloadSection()
+    upload: UploadSection = UploadSection()
+    scheduler: SchedulerSection = SchedulerSection()
