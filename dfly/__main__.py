@@ -1,0 +1,3 @@
+from dfly.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""The `dfly` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from p2p.common.config import ConfigError, load_config
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.option("--log-level", default="info", show_default=True, help="debug, info, warning or error")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str) -> None:
+    """dfly: peer-to-peer object distribution with dfstore and S3 front doors."""
+    ctx.obj = {"log_level": log_level}
+
+
+@cli.command()
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="working directory [default: $DFLY_HOME or ~/.dfly]")
+@click.option("--origin", default="", help="origin: a directory [default: <home>/origin] or http(s)://s3-endpoint")
+@click.option("--region", default="us-east-1", show_default=True, help="region of an S3 origin")
+@click.pass_context
+def up(ctx: click.Context, home: Path | None, origin: str, region: str) -> None:
+    """Start dfly on this machine with embedded defaults."""
+    from dfly.up import UpOptions, default_home, run_up
+
+    _setup_logging(ctx.obj["log_level"])
+    sys.exit(run_up(UpOptions(home=(home or default_home()).expanduser().resolve(), origin=origin, region=region)))
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML config file (environment: DFLY_NODE__SECTION__KEY=value)")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the bound endpoints here as JSON once serving")
+@click.option("--print-config", is_flag=True, help="print the effective config and exit")
+@click.pass_context
+def daemon(ctx: click.Context, config_path: Path | None, ready_file: Path | None, print_config: bool) -> None:
+    """Run one peer daemon (piece store, upload server, dfstore API)."""
+    from dfly.config import ENV_PREFIX, NodeConfig
+
+    try:
+        config = load_config(NodeConfig, config_path, env_prefix=ENV_PREFIX)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if print_config:
+        click.echo(config.model_dump_json(indent=2))
+        return
+    _setup_logging(ctx.obj["log_level"])
+    from dfly.node import run_node
+
+    asyncio.run(run_node(config, ready_file))
+
+
+def main() -> None:
+    cli(prog_name="dfly")

@@ -1,0 +1,71 @@
+"""Real processes for tests: daemons started with `python -m dfly daemon` on 127.0.0.1, port 0,
+addresses read from their ready files; torn down with SIGTERM, then SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dfly.procs import Child, spawn
+
+_names = itertools.count()
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def node_config(workdir: Path, name: str, origin: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+    """Write a daemon config that binds only free loopback ports."""
+    data: dict[str, Any] = {
+        "home": str(workdir / name),
+        "daemon": {"name": name, "upload": {"listen": "127.0.0.1", "port": 0}},
+        "dfstore": {"listen": "127.0.0.1", "port": 0, "origin": origin},
+    }
+    data = merge(data, extra or {})
+    (workdir / name).mkdir(parents=True, exist_ok=True)
+    path = workdir / name / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def start_daemon(
+    workdir: Path,
+    origin: dict[str, Any],
+    *,
+    name: str | None = None,
+    extra: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Child:
+    name = name or f"peer-{next(_names)}"
+    config = node_config(workdir, name, origin, extra)
+    return spawn(
+        name,
+        ["dfly", "daemon", "--config", str(config)],
+        ready_file=workdir / name / "ready.json",
+        log_path=workdir / name / "daemon.log",
+        env=env,
+    )
+
+
+@contextmanager
+def running_daemon(workdir: Path, origin: dict[str, Any], **kw: Any) -> Iterator[Child]:
+    child = start_daemon(workdir, origin, **kw)
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def fs_origin(workdir: Path) -> dict[str, Any]:
+    path = workdir / "origin"
+    path.mkdir(parents=True, exist_ok=True)
+    return {"kind": "fs", "path": str(path)}
