@@ -1,0 +1,141 @@
+"""Control-plane value types shared by the scheduler and the daemon. Wire types stay in convert.py."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from p2p.types import HostID, PeerID, PieceInfo, SourceStat, TaskID
+
+
+class Code(enum.IntEnum):
+    """Mirrors the proto `Code` enum (Dragonfly's common.v1.Code numbers where one exists)."""
+
+    OK = 0
+    PIECE_REQUEST_FAIL = 4001
+    PIECE_DOWNLOAD_FAIL = 4005
+    CONNECTION_ERROR = 4007
+    BACK_SOURCE_ERROR = 4008
+    DIGEST_MISMATCH = 4009
+    PIECE_NOT_FOUND = 4404
+    SCHED_ERROR = 5000
+    NEED_BACK_TO_SOURCE = 5001
+    TASK_STATUS_ERROR = 5006
+    REREGISTER = 5007
+
+
+class HostType(enum.IntEnum):
+    NORMAL = 0
+    SUPER_SEED = 1
+    STRONG_SEED = 2
+    WEAK_SEED = 3
+
+
+class SizeScope(enum.IntEnum):
+    NORMAL = 0
+    SMALL = 1
+    TINY = 2
+    EMPTY = 3
+
+
+class ReportKind(enum.IntEnum):
+    PIECE = 0
+    BEGIN = 1
+    END = 2
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    id: HostID
+    ip: str
+    hostname: str
+    download_port: int
+    rpc_port: int = 0
+    type: HostType = HostType.NORMAL
+    idc: str = ""
+    location: str = ""
+    upload_limit: int = 50
+
+    @property
+    def is_seed(self) -> bool:
+        return self.type != HostType.NORMAL
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The origin object version a task copies, and how it is cut into pieces."""
+
+    url: str
+    stat: SourceStat
+    piece_size: int
+
+
+@dataclass(frozen=True)
+class ParentInfo:
+    peer_id: PeerID
+    host_id: HostID
+    ip: str
+    download_port: int
+    finished: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.download_port}"
+
+
+@dataclass(frozen=True)
+class PeerPacket:
+    """Scheduler -> peer: parents (best first) or an instruction when `code` is not OK."""
+
+    task_id: TaskID
+    peer_id: PeerID
+    parents: tuple[ParentInfo, ...] = ()
+    parallel_count: int = 4
+    code: Code = Code.OK
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PieceReport:
+    """Peer -> scheduler on the report stream."""
+
+    kind: ReportKind
+    task_id: TaskID
+    peer_id: PeerID
+    parent_id: PeerID | None = None  # None: from the origin
+    piece: PieceInfo | None = None
+    success: bool = True
+    code: Code = Code.OK
+    cost_ms: int = 0
+    finished_count: int = 0
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    task_id: TaskID
+    peer_id: PeerID
+    success: bool
+    content_length: int = -1
+    total_piece_count: int = 0
+    cost_ms: int = 0
+    code: Code = Code.OK
+    description: str = ""
+    source_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class TaskStat:
+    task_id: TaskID
+    state: str
+    content_length: int
+    total_piece_count: int
+    peer_count: int
+    back_to_source_peer_count: int
+
+
+@dataclass(frozen=True)
+class Registration:
+    task_id: TaskID
+    peer_id: PeerID
+    host: HostInfo
+    spec: TaskSpec
