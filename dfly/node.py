@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-
-from dfly.config import NodeConfig
-from dfstore.core.backend import build_backend
 from dfstore.core.service import ObjectService
 from dfstore.core.source import BackendSource
 from dfstore.core.writeback import WriteBackQueue
@@ -29,6 +26,9 @@ from p2p.daemon.httpsource import HTTPSource
 from p2p.daemon.store import PieceStore
 from p2p.daemon.tasks import TaskManager
 from p2p.daemon.upload import upload_app
+
+from dfly.config import NodeConfig
+from dfstore.core.backend import build_backend
 from p2p.source import SourceRouter
 
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ def parse_range(header: str | None) -> RangeSpec | None:
     first_s, last_s = first_s.strip(), last_s.strip()
     if not sep or not (first_s.isdigit() or last_s.isdigit()):
         raise MalformedRange(f"malformed range {header!r}")
-    if first_s and not first_s.isdigit() or last_s and not last_s.isdigit():
+    if (first_s and not first_s.isdigit()) or (last_s and not last_s.isdigit()):
         raise MalformedRange(f"malformed range {header!r}")
     if not first_s:
         return RangeSpec(None, int(last_s))
