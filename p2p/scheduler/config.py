@@ -1,0 +1,60 @@
+"""`python -m p2p.scheduler --config FILE`: the scheduler's one frozen config (env prefix DFLY_SCHEDULER)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from p2p.common.config import Section
+
+ENV_PREFIX = "DFLY_SCHEDULER"
+
+
+class ServerSection(Section):
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8002, ge=0, le=65535, description="0 = any free port")
+    # What daemons are told to dial; NAT and container ports may differ from the listen ones.
+    advertise_ip: str = Field(default="", description="empty: the listen address")
+    advertise_port: int = Field(default=0, ge=0, le=65535, description="0: the bound port")
+
+
+class SchedulingSection(Section):
+    candidate_parent_limit: int = Field(default=4, ge=1, le=20)
+    filter_parent_limit: int = Field(default=40, ge=1, le=1000, description="peers sampled before filtering")
+    parallel_count: int = Field(default=4, ge=1, le=50, description="piece fetches in flight per peer")
+    back_to_source_count: int = Field(default=3, ge=0, description="peers per task allowed at the origin")
+    retry_back_to_source_limit: int = Field(default=5, ge=0)
+    retry_limit: int = Field(default=10, ge=1)
+    retry_interval_s: float = Field(default=0.05, ge=0)
+    seed_trigger_wait_s: float = Field(default=5.0, ge=0, description="how long peers wait for a seed peer")
+    normal_upload_limit: int = Field(default=50, ge=1)
+    seed_upload_limit: int = Field(default=300, ge=1)
+
+    @model_validator(mode="after")
+    def _limits(self) -> SchedulingSection:
+        if self.retry_back_to_source_limit > self.retry_limit:
+            raise ValueError("scheduling.retry_back_to_source_limit must not exceed scheduling.retry_limit")
+        return self
+
+
+class GCSection(Section):
+    peer_gc_interval_s: float = Field(default=10, gt=0)
+    task_gc_interval_s: float = Field(default=1800, gt=0)
+    host_gc_interval_s: float = Field(default=6 * 3600, gt=0)
+    piece_download_timeout_s: float = Field(default=1800, gt=0)
+    peer_ttl_s: float = Field(default=24 * 3600, gt=0)
+    host_ttl_s: float = Field(default=3600, gt=0)
+
+
+class RecordsSection(Section):
+    path: str = Field(default="", description="download records file (JSON lines); empty = off")
+    max_size_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    max_backups: int = Field(default=10, ge=0)
+    buffer_size: int = Field(default=100, ge=0, description="records held before a write; 0 = write each")
+
+
+class SchedulerConfig(Section):
+    server: ServerSection = ServerSection()
+    scheduling: SchedulingSection = SchedulingSection()
+    gc: GCSection = GCSection()
+    records: RecordsSection = RecordsSection()
+    seed_peer_enable: bool = True

@@ -1,0 +1,143 @@
+"""Parent selection, pure: sample candidates -> filter -> score -> keep the best `limit`.
+
+Weights and rules follow Dragonfly v2.1's base evaluator. The limit is applied after filtering and
+scoring, never to the sample (which would drop good parents before they are looked at).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Collection
+
+from p2p.scheduler.fsm import PeerState
+from p2p.scheduler.state import Peer
+from p2p.types import PeerID
+
+MAX_LOCATION_ELEMENTS = 5
+BAD_NODE_MIN_SAMPLES = 30
+BAD_NODE_RATIO = 20
+
+UNSERVING = {
+    PeerState.FAILED,
+    PeerState.LEAVE,
+    PeerState.PENDING,
+    PeerState.RECEIVED_EMPTY,
+    PeerState.RECEIVED_TINY,
+    PeerState.RECEIVED_SMALL,
+    PeerState.RECEIVED_NORMAL,
+}
+
+
+def is_bad_node(peer: Peer) -> bool:
+    """A peer that cannot serve, or whose last piece took far longer than its usual pieces."""
+    if peer.state in UNSERVING:
+        return True
+    costs = peer.piece_costs_ms
+    if len(costs) < 2:
+        return False
+    last, history = costs[-1], costs[:-1]
+    mean = statistics.fmean(history)
+    if len(costs) < BAD_NODE_MIN_SAMPLES:
+        return last > BAD_NODE_RATIO * mean
+    return last > mean + 3 * statistics.pstdev(history)
+
+
+def piece_score(parent: Peer, child: Peer, total_piece_count: int) -> float:
+    if total_piece_count > 0:
+        return len(parent.finished_pieces) / total_piece_count
+    return float(len(parent.finished_pieces) - len(child.finished_pieces))
+
+
+def upload_success_score(parent: Peer) -> float:
+    host = parent.host
+    if host.upload_count == 0 and host.upload_failed_count == 0:
+        return 1.0
+    if host.upload_count < host.upload_failed_count:
+        return 0.0
+    return (host.upload_count - host.upload_failed_count) / host.upload_count
+
+
+def free_upload_score(parent: Peer) -> float:
+    host = parent.host
+    free = host.free_upload_count()
+    if free > 0 and host.upload_limit > 0:
+        return free / host.upload_limit
+    return 0.0
+
+
+def host_type_score(parent: Peer) -> float:
+    # A seed still downloading is the best parent; once done, normal peers outrank it to spread load.
+    if parent.host.is_seed:
+        return 1.0 if parent.state in (PeerState.RECEIVED_NORMAL, PeerState.RUNNING) else 0.0
+    return 0.5
+
+
+def idc_score(parent: Peer, child: Peer) -> float:
+    a, b = parent.host.info.idc, child.host.info.idc
+    return 1.0 if a and b and a == b else 0.0
+
+
+def location_score(parent: Peer, child: Peer) -> float:
+    a, b = parent.host.info.location, child.host.info.location
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return 1.0
+    matched = 0
+    for x, y in zip(a.split("|")[:MAX_LOCATION_ELEMENTS], b.split("|")[:MAX_LOCATION_ELEMENTS], strict=False):
+        if x != y:
+            break
+        matched += 1
+    return matched / MAX_LOCATION_ELEMENTS
+
+
+def evaluate(parent: Peer, child: Peer, total_piece_count: int) -> float:
+    return (
+        0.20 * piece_score(parent, child, total_piece_count)
+        + 0.20 * upload_success_score(parent)
+        + 0.15 * free_upload_score(parent)
+        + 0.15 * host_type_score(parent)
+        + 0.15 * idc_score(parent, child)
+        + 0.15 * location_score(parent, child)
+    )
+
+
+def can_serve(candidate: Peer, child: Peer, blocklist: Collection[PeerID]) -> bool:
+    """The filter chain, in Dragonfly's order."""
+    task = child.task
+    if candidate.id in blocklist:
+        return False
+    if not task.can_add_edge(candidate, child):
+        return False
+    if candidate.host is child.host:
+        return False
+    if is_bad_node(candidate):
+        return False
+    if candidate.id not in task.peers:
+        return False
+    # A normal peer serves only while it receives data from somewhere (parents or the origin) or is done.
+    if (
+        not candidate.host.is_seed
+        and not candidate.parents
+        and candidate.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED)
+    ):
+        return False
+    return candidate.host.free_upload_count() > 0
+
+
+def find_candidate_parents(
+    child: Peer,
+    blocklist: Collection[PeerID],
+    *,
+    limit: int,
+    sample_size: int,
+    rng: random.Random,
+) -> list[Peer]:
+    """Best-first parents for `child`, at most `limit`, chosen from a random sample of the task's peers."""
+    others = [p for p in child.task.peers.values() if p is not child]
+    sample = rng.sample(others, min(sample_size, len(others)))
+    survivors = [p for p in sample if can_serve(p, child, blocklist)]
+    total = child.task.total_piece_count
+    survivors.sort(key=lambda p: evaluate(p, child, total), reverse=True)
+    return survivors[:limit]
