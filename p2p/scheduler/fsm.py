@@ -73,7 +73,7 @@ PEER_TRANSITIONS: Mapping[PeerEvent, tuple[frozenset[PeerState], PeerState]] = {
 }
 
 
-class InvalidTransition(Exception):
+class InvalidTransitionError(Exception):
     def __init__(self, what: str, event: str, state: str) -> None:
         super().__init__(f"{what}: event {event} is not allowed in state {state}")
         self.event = event
@@ -108,7 +108,7 @@ class StateMachine(Generic[S, E]):
     def fire(self, event: E) -> None:
         sources, target = self._table[event]
         if self.current not in sources:
-            raise InvalidTransition(self.what, event, self.current)
+            raise InvalidTransitionError(self.what, event, self.current)
         src, self.current = self.current, target
         if self._on_enter is not None:
             self._on_enter(src, target)

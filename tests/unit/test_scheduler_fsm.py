@@ -10,7 +10,7 @@ from p2p.proto.values import HostInfo, HostType, TaskSpec
 from p2p.scheduler.fsm import (
     PEER_TRANSITIONS,
     TASK_TRANSITIONS,
-    InvalidTransition,
+    InvalidTransitionError,
     PeerEvent,
     PeerState,
     StateMachine,
@@ -58,7 +58,7 @@ def test_task_transition(event: TaskEvent, state: TaskState) -> None:
     expected = TASK_ALLOWED.get((event, state))
     assert fsm.can(event) is (expected is not None)
     if expected is None:
-        with pytest.raises(InvalidTransition):
+        with pytest.raises(InvalidTransitionError):
             fsm.fire(event)
         assert fsm.current is state
     else:
@@ -72,7 +72,7 @@ def test_peer_transition(event: PeerEvent, state: PeerState) -> None:
     expected = PEER_ALLOWED.get((event, state))
     assert fsm.can(event) is (expected is not None)
     if expected is None:
-        with pytest.raises(InvalidTransition):
+        with pytest.raises(InvalidTransitionError):
             fsm.fire(event)
         assert fsm.current is state
     else:
