@@ -1,0 +1,461 @@
+"""The embedded default origin: a local directory, one subdirectory per bucket.
+
+Layout under `root`:
+
+    <bucket>/<key path>            object data; keys with `/` are nested directories
+    .dfly/meta/<bucket>/<hh>/<h>.json   sidecar per key (h = sha256 of the key): ETag, content type,
+                                   standard headers, user metadata, and the size + mtime_ns of the data
+                                   file it describes
+    .dfly/meta/<bucket>/<hh>/<h>.data   data of keys ending in `/` (the directory `<bucket>/<key>` exists
+                                   too, so listings find it)
+    .dfly/buckets/<bucket>.json    bucket creation time
+    .dfly/tmp/                     temp files, renamed into place (same filesystem as the buckets)
+
+No bucket name starts with `.`, so the hidden tree never collides with a bucket, and sidecars are
+named by hash, so they never collide with a user key. A sidecar whose size or mtime_ns disagrees with
+the data file is stale (the file was replaced by hand): the ETag is then recomputed lazily and cached.
+Temp files live in `.dfly/tmp` rather than next to the target so a listing never sees a half-written
+object and no temp name can shadow a user key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat as stat_mod
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dfstore.core.keys import MAX_KEY_BYTES, check_bucket, check_key
+from dfstore.core.listing import PAST, paginate
+from dfstore.errors import (
+    BackendError,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    ClientError,
+    DFError,
+    InvalidArgument,
+    KeyConflict,
+    KeyTooLongError,
+    NoSuchBucket,
+    NoSuchKey,
+)
+from dfstore.models import Bucket, ListPage, ObjectMeta, PutOptions
+from p2p.types import MiB
+
+HIDDEN = ".dfly"
+CHUNK = MiB
+NAME_MAX = 255
+_HEADER_FIELDS = ("content_type", "content_disposition", "content_encoding", "content_language",
+                  "cache_control", "expires")
+
+
+@dataclass(frozen=True)
+class _Loc:
+    bucket: str
+    key: str
+    bucket_dir: Path
+    node: Path  # the key's place in the bucket tree: a file, or a directory for keys ending in `/`
+    data: Path  # where the bytes are
+    meta: Path  # the sidecar
+    dir_key: bool
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path: Path, tmp_dir: Path, record: dict[str, Any]) -> None:
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.json"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FilesystemBackend:
+    name = "s3"  # what dfstore's /metadata reports, so JuiceFS accepts it
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self._hidden = self.root / HIDDEN
+        self._tmp = self._hidden / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        (self._hidden / "buckets").mkdir(exist_ok=True)
+
+    # ---- buckets -------------------------------------------------------------------------
+
+    async def list_buckets(self) -> list[Bucket]:
+        return await asyncio.to_thread(self._list_buckets)
+
+    async def create_bucket(self, bucket: str) -> None:
+        await asyncio.to_thread(self._create_bucket, bucket)
+
+    async def head_bucket(self, bucket: str) -> None:
+        await asyncio.to_thread(self._bucket_dir, bucket)
+
+    async def delete_bucket(self, bucket: str) -> None:
+        await asyncio.to_thread(self._delete_bucket, bucket)
+
+    def _bucket_dir(self, bucket: str) -> Path:
+        check_bucket(bucket)
+        path = self.root / bucket
+        if not path.is_dir():
+            raise NoSuchBucket(f"bucket {bucket!r} does not exist", bucket=bucket)
+        return path
+
+    def _list_buckets(self) -> list[Bucket]:
+        out = []
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                check_bucket(entry.name)
+            except DFError:
+                continue  # a directory that cannot be a bucket name
+            out.append(Bucket(entry.name, self._bucket_created(entry.name, entry.stat().st_mtime)))
+        return out
+
+    def _bucket_created(self, bucket: str, fallback_ts: float) -> datetime:
+        try:
+            record = json.loads((self._hidden / "buckets" / f"{bucket}.json").read_text())
+            return datetime.fromisoformat(record["created"])
+        except (OSError, ValueError, KeyError):
+            return datetime.fromtimestamp(fallback_ts, UTC)
+
+    def _create_bucket(self, bucket: str) -> None:
+        check_bucket(bucket)
+        try:
+            (self.root / bucket).mkdir()
+        except FileExistsError:
+            raise BucketAlreadyOwnedByYou(f"bucket {bucket!r} already exists", bucket=bucket) from None
+        record = {"created": datetime.now(UTC).isoformat()}
+        _write_json_atomic(self._hidden / "buckets" / f"{bucket}.json", self._tmp, record)
+
+    def _delete_bucket(self, bucket: str) -> None:
+        path = self._bucket_dir(bucket)
+        if next(self._scan(bucket, path, "", b"", {}), None) is not None:
+            raise BucketNotEmpty(f"bucket {bucket!r} is not empty", bucket=bucket)
+        shutil.rmtree(path)  # only empty directories are left
+        shutil.rmtree(self._hidden / "meta" / bucket, ignore_errors=True)
+        (self._hidden / "buckets" / f"{bucket}.json").unlink(missing_ok=True)
+
+    # ---- keys -> paths -------------------------------------------------------------------
+
+    def _loc(self, bucket: str, key: str) -> _Loc:
+        check_bucket(bucket)
+        check_key(bucket, key)
+        dir_key = key.endswith("/")
+        parts = key[:-1].split("/") if dir_key else key.split("/")
+        for part in parts:
+            if part in ("", ".", ".."):
+                raise InvalidArgument(
+                    "object key must not start with '/' or hold empty, '.' or '..' segments", bucket=bucket
+                )
+            if "\0" in part:
+                raise InvalidArgument("object key must not contain NUL", bucket=bucket)
+            if len(part.encode()) > NAME_MAX:
+                raise KeyTooLongError(f"a key segment is longer than {NAME_MAX} bytes", bucket=bucket)
+        bucket_dir = self.root / bucket
+        node = bucket_dir.joinpath(*parts)
+        h = hashlib.sha256(key.encode()).hexdigest()
+        meta_dir = self._hidden / "meta" / bucket / h[:2]
+        data = meta_dir / f"{h}.data" if dir_key else node
+        return _Loc(bucket, key, bucket_dir, node, data, meta_dir / f"{h}.json", dir_key)
+
+    def _inside(self, loc: _Loc, path: Path) -> bool:
+        """True when `path` (after following symlinks) stays inside the bucket directory."""
+        real = os.path.realpath(path)
+        return real.startswith(os.path.realpath(loc.bucket_dir) + os.sep)
+
+    # ---- head / read ---------------------------------------------------------------------
+
+    async def head_object(self, bucket: str, key: str) -> ObjectMeta:
+        return await asyncio.to_thread(self._head, bucket, key)
+
+    def _stat(self, loc: _Loc) -> os.stat_result:
+        if not loc.bucket_dir.is_dir():
+            raise NoSuchBucket(f"bucket {loc.bucket!r} does not exist", bucket=loc.bucket)
+        missing = NoSuchKey(f"no such key in bucket {loc.bucket!r}", bucket=loc.bucket, key=loc.key)
+        try:
+            if loc.dir_key and not loc.node.is_dir():
+                raise missing
+            if not self._inside(loc, loc.node):
+                raise missing  # a symlink planted in the bucket that points outside it
+            st = os.stat(loc.data)
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing from None
+        except OSError as exc:
+            raise BackendError(f"cannot stat object: {exc.strerror}", bucket=loc.bucket, key=loc.key) from exc
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise missing
+        return st
+
+    def _head(self, bucket: str, key: str) -> ObjectMeta:
+        loc = self._loc(bucket, key)
+        for _ in range(3):
+            st = self._stat(loc)
+            record = self._read_sidecar(loc, st)
+            if record is not None:
+                return self._meta(loc, st, record)
+            etag = _md5_file(loc.data)
+            after = self._stat(loc)
+            if (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
+                # unchanged while hashing: cache it
+                record = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "etag": etag}
+                try:
+                    loc.meta.parent.mkdir(parents=True, exist_ok=True)
+                    _write_json_atomic(loc.meta, self._tmp, record)
+                except OSError:
+                    pass  # a read-only origin still serves; the ETag is recomputed next time
+                return self._meta(loc, st, record)
+        raise BackendError("object keeps changing while its ETag is computed", bucket=bucket, key=key)
+
+    def _read_sidecar(self, loc: _Loc, st: os.stat_result) -> dict[str, Any] | None:
+        try:
+            with open(loc.meta, encoding="utf-8") as f:
+                record: dict[str, Any] = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if record.get("key") != loc.key or record.get("size") != st.st_size:
+            return None
+        if record.get("mtime_ns") != st.st_mtime_ns:
+            return None
+        return record
+
+    def _meta(self, loc: _Loc, st: os.stat_result, record: dict[str, Any]) -> ObjectMeta:
+        headers = {name: str(record[name]) for name in _HEADER_FIELDS if record.get(name)}
+        return ObjectMeta(
+            bucket=loc.bucket,
+            key=loc.key,
+            size=st.st_size,
+            etag=str(record["etag"]),
+            last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+            user_meta=dict(record.get("user_meta") or {}),
+            **headers,
+        )
+
+    async def read_object(self, bucket: str, key: str, offset: int, length: int) -> AsyncIterator[bytes]:
+        loc = self._loc(bucket, key)
+        await asyncio.to_thread(self._stat, loc)
+        try:
+            f = await asyncio.to_thread(open, loc.data, "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise NoSuchKey(f"no such key in bucket {bucket!r}", bucket=bucket, key=key) from None
+        try:
+            await asyncio.to_thread(f.seek, offset)
+            left = length
+            while left > 0:
+                chunk = await asyncio.to_thread(f.read, min(CHUNK, left))
+                if not chunk:
+                    raise BackendError(f"short read: {left} bytes missing", bucket=bucket, key=key)
+                left -= len(chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(f.close)
+
+    # ---- write ---------------------------------------------------------------------------
+
+    async def put_object(self, bucket: str, key: str, path: Path, options: PutOptions) -> ObjectMeta:
+        return await asyncio.to_thread(self._put, bucket, key, path, options, None)
+
+    async def copy_object(
+        self, bucket: str, key: str, src_bucket: str, src_key: str, options: PutOptions | None
+    ) -> ObjectMeta:
+        return await asyncio.to_thread(self._copy, bucket, key, src_bucket, src_key, options)
+
+    def _copy(self, bucket: str, key: str, src_bucket: str, src_key: str, options: PutOptions | None) -> ObjectMeta:
+        src = self._head(src_bucket, src_key)
+        if options is None:
+            options = PutOptions.from_meta(src)
+        return self._put(bucket, key, self._loc(src_bucket, src_key).data, options, src.etag)
+
+    def _put(self, bucket: str, key: str, src: Path, options: PutOptions, etag: str | None) -> ObjectMeta:
+        loc = self._loc(bucket, key)
+        if not loc.bucket_dir.is_dir():
+            raise NoSuchBucket(f"bucket {bucket!r} does not exist", bucket=bucket)
+        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            computed = self._copy_to_temp(src, tmp, hash_it=etag is None)
+            st = os.stat(tmp)
+            record: dict[str, Any] = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                      "etag": etag or computed, "user_meta": dict(options.user_meta)}
+            record.update({name: getattr(options, name) for name in _HEADER_FIELDS})
+            # A concurrent delete may prune the directories we just made: try again a few times.
+            for attempt in range(5):
+                try:
+                    self._make_parents(loc)
+                    _write_json_atomic(loc.meta, self._tmp, record)
+                    os.replace(tmp, loc.data)
+                    break
+                except FileNotFoundError:
+                    if attempt == 4:
+                        raise
+                except IsADirectoryError:
+                    raise self._conflict(loc, "a key under it already exists") from None
+            _fsync_dir(loc.data.parent)
+            return self._meta(loc, st, record)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+                raise self._conflict(loc, "an object exists where a directory is needed") from exc
+            raise BackendError(f"cannot write object: {exc.strerror}", bucket=bucket, key=key) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _copy_to_temp(self, src: Path, tmp: Path, *, hash_it: bool) -> str:
+        digest = hashlib.md5()
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            if hash_it:
+                while chunk := fin.read(CHUNK):
+                    digest.update(chunk)
+                    fout.write(chunk)
+            else:
+                shutil.copyfileobj(fin, fout, CHUNK)  # sendfile/copy_file_range on Linux
+            fout.flush()
+            os.fsync(fout.fileno())
+        return digest.hexdigest()
+
+    def _make_parents(self, loc: _Loc) -> None:
+        parent = loc.node if loc.dir_key else loc.node.parent
+        if loc.node.is_dir() and not loc.dir_key:
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        parent.mkdir(parents=True, exist_ok=True)
+        if not self._inside(loc, parent / "x"):
+            raise InvalidArgument("object key resolves outside its bucket", bucket=loc.bucket)
+        loc.meta.parent.mkdir(parents=True, exist_ok=True)
+
+    def _conflict(self, loc: _Loc, why: str) -> KeyConflict:
+        return KeyConflict(
+            f"cannot store {loc.key!r} in the directory origin: {why} "
+            "(a key cannot be both an object and a prefix of other keys here)",
+            bucket=loc.bucket,
+            key=loc.key,
+        )
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        await asyncio.to_thread(self._delete, bucket, key)
+
+    def _delete(self, bucket: str, key: str) -> None:
+        loc = self._loc(bucket, key)
+        if not loc.bucket_dir.is_dir():
+            raise NoSuchBucket(f"bucket {bucket!r} does not exist", bucket=bucket)
+        try:
+            if not loc.dir_key:
+                if loc.node.is_dir() or not self._inside(loc, loc.node):
+                    return  # not an object: nothing to delete
+                loc.data.unlink(missing_ok=True)
+            else:
+                loc.data.unlink(missing_ok=True)
+            loc.meta.unlink(missing_ok=True)
+        except NotADirectoryError:
+            return
+        except OSError as exc:
+            raise BackendError(f"cannot delete object: {exc.strerror}", bucket=bucket, key=key) from exc
+        self._prune(loc)
+
+    def _prune(self, loc: _Loc) -> None:
+        """Remove directories left empty, up to the bucket, keeping those that are `dir/` objects."""
+        path = loc.node if loc.dir_key else loc.node.parent
+        while path != loc.bucket_dir and loc.bucket_dir in path.parents:
+            rel = path.relative_to(loc.bucket_dir).as_posix() + "/"
+            if self._loc(loc.bucket, rel).meta.exists():
+                return
+            try:
+                path.rmdir()
+            except OSError:
+                return  # not empty, or already gone
+            path = path.parent
+
+    # ---- list ----------------------------------------------------------------------------
+
+    async def list_objects(
+        self, bucket: str, *, prefix: str = "", marker: str = "", delimiter: str = "", max_keys: int = 1000
+    ) -> ListPage:
+        return await asyncio.to_thread(self._list, bucket, prefix, marker, delimiter, max_keys)
+
+    def _list(self, bucket: str, prefix: str, marker: str, delimiter: str, max_keys: int) -> ListPage:
+        bucket_dir = self._bucket_dir(bucket)
+        cache: dict[bytes, list[tuple[bytes, bool]]] = {}
+        page = paginate(
+            lambda after: self._scan(bucket, bucket_dir, prefix, after, cache),
+            prefix=prefix, marker=marker, delimiter=delimiter, max_keys=max_keys,
+        )
+        objects = []
+        for key in page.items:
+            try:
+                objects.append(self._head(bucket, key))
+            except ClientError:
+                continue  # deleted since the scan
+        return ListPage(objects, page.common_prefixes, page.is_truncated, page.next_marker)
+
+    def _scan(
+        self, bucket: str, bucket_dir: Path, prefix: str, after: bytes, cache: dict[bytes, list[tuple[bytes, bool]]]
+    ) -> Iterator[tuple[str, str]]:
+        """Yield (key, key) for every object whose key starts with `prefix` and sorts after `after`."""
+        prefix_b = prefix.encode()
+
+        def entries(dir_path: bytes) -> list[tuple[bytes, bool]]:
+            if dir_path not in cache:
+                found = []
+                try:
+                    with os.scandir(dir_path) as it:
+                        for e in it:
+                            if e.is_symlink():
+                                continue
+                            try:
+                                e.name.decode("utf-8")
+                            except UnicodeDecodeError:
+                                continue  # not representable as a key
+                            if e.is_dir(follow_symlinks=False):
+                                found.append((e.name + b"/", True))
+                            elif e.is_file(follow_symlinks=False):
+                                found.append((e.name, False))
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+                found.sort()  # byte order; directories sort as "name/", as their keys do
+                cache[dir_path] = found
+            return cache[dir_path]
+
+        def walk(dir_path: bytes, rel: bytes) -> Iterator[tuple[str, str]]:
+            for name, is_dir in entries(dir_path):
+                key_b = rel + name
+                if len(key_b) > MAX_KEY_BYTES and not is_dir:
+                    continue
+                if is_dir:
+                    if not (key_b.startswith(prefix_b) or prefix_b.startswith(key_b)):
+                        continue
+                    if key_b + PAST <= after:
+                        continue  # the whole subtree sorts before the bound
+                    if key_b > after and key_b.startswith(prefix_b) and len(key_b) <= MAX_KEY_BYTES:
+                        key = key_b.decode()
+                        if self._loc(bucket, key).data.is_file():
+                            yield key, key  # the `dir/` object itself
+                    yield from walk(dir_path + b"/" + name[:-1], key_b)
+                elif key_b > after and key_b.startswith(prefix_b):
+                    yield key_b.decode(), key_b.decode()
+
+        yield from walk(os.fsencode(bucket_dir), b"")
