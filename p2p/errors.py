@@ -2,6 +2,7 @@
 
 P2PError
 ├── TaskNotFound
+│   └── PieceNotFound      the task is known but this piece is not (yet, or no longer) on disk
 ├── SourceError            the origin failed (connection, 5xx, short read)
 │   └── SourceNotFound     the origin has no such object
 ├── PieceDigestMismatch    bytes do not match the piece digest (from a parent or on disk)
@@ -26,6 +27,10 @@ class P2PError(Exception):
 
 
 class TaskNotFound(P2PError):
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class PieceNotFound(TaskNotFound):
     grpc_status = grpc.StatusCode.NOT_FOUND
 
 

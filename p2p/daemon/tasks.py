@@ -1,0 +1,343 @@
+"""The daemon's TaskManager: one download per task id, shared by every reader on this daemon.
+
+Readers call `TaskManager.open(url, stat=..., byte_range=...)` and get a `TaskReader` whose
+`regions()` yields verified `FileRegion`s of the task's data file, in order, as pieces land, so the
+first bytes go out long before the object is complete. A reader leaving (client disconnect,
+cancellation, `aclose()`) never cancels the download: the download belongs to the TaskManager.
+
+The piece-source seam (`Downloader`)
+------------------------------------
+Where pieces come from is pluggable, because the P2P conductor fetches them from parents while
+the default goes back to the origin. The contract:
+
+- `DownloaderFactory = Callable[[TaskStore, str, SourceStat], Downloader]` is called with the task,
+  the object's source URL and the origin's stat each time the TaskManager starts a download run for
+  a task. For a ranged task (`task.byte_range` is not None) piece 0 starts at origin offset
+  `task.byte_range.start`; for a whole-object task at offset 0.
+- `await downloader.run(task)` fills every piece that is missing when it looks
+  (`not task.has_piece(n)`), by calling `await task.write_piece(n, data, expected_digest=...)` with
+  exactly `task.piece_length(n)` bytes, in any order and with any parallelism. Pieces are numbered
+  from 0; piece n covers task bytes `[n * piece_size, min((n + 1) * piece_size, content_length))`.
+  Pass `expected_digest` when the bytes come from an untrusted place (a parent): a mismatch raises
+  `PieceDigestMismatch` and stores nothing, so the downloader tries another parent.
+- `run` returns normally once it wrote every piece it set out to write, or raises a `P2PError`
+  (`SourceError`, `NoCandidateParent`, ...) when it gives up. It must honour cancellation (the
+  TaskManager cancels it on shutdown) and keep bounded memory: a few pieces in flight, never the
+  whole object.
+- The TaskManager, not the downloader, reacts to the outcome: if pieces are still missing after a
+  successful run (one was dropped as corrupt meanwhile) it starts another run; after an error it
+  calls `task.fail(exc)` so readers waiting on pieces get the error, and the next `open` of the
+  task starts a fresh run.
+
+`BackToSource` is the default downloader: ranged origin reads through the `SourceRouter`,
+`source_concurrency` pieces in flight, each piece read fully into one buffer and then written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Protocol
+
+from p2p.common.digest import piece_size_for
+from p2p.common.ids import task_id as make_task_id
+from p2p.daemon.store import PieceStore, TaskStore
+from p2p.errors import P2PError, PieceDigestMismatch, PieceNotFound, SourceError, SourceNotFound
+from p2p.source import SourceRouter
+from p2p.types import ByteRange, FileRegion, MiB, SourceStat, TaskID
+
+log = logging.getLogger(__name__)
+
+MERGE_LIMIT_BYTES = 64 * MiB  # a merged region may still need verifying: keep the first byte early
+REFETCH_ATTEMPTS = 3  # times a reader re-waits for a piece that was dropped as corrupt
+MAX_IDLE_RUNS = 3  # download runs in a row that leave pieces missing before the task fails
+
+
+class Downloader(Protocol):
+    async def run(self, task: TaskStore) -> None:
+        """Fill every piece of `task` that is missing; raise a P2PError when giving up."""
+        ...
+
+
+DownloaderFactory = Callable[[TaskStore, str, SourceStat], Downloader]
+
+
+async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run coroutines together; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for coro in coros:
+                tg.create_task(coro)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
+
+
+class BackToSource:
+    """Fill a task from the origin: ranged reads, `concurrency` pieces in flight, lowest pieces first.
+
+    Each piece is read fully into one buffer, then written, so memory stays at about
+    `concurrency` x piece size per task. A failed piece read is retried `attempts` times.
+    """
+
+    def __init__(
+        self, sources: SourceRouter, url: str, *, concurrency: int = 4, attempts: int = 3, retry_delay_s: float = 0.2
+    ) -> None:
+        self._sources = sources
+        self._url = url
+        self._concurrency = max(1, concurrency)
+        self._attempts = max(1, attempts)
+        self._retry_delay_s = retry_delay_s
+
+    async def run(self, task: TaskStore) -> None:
+        base = task.byte_range.start if task.byte_range is not None else 0
+        missing = [n for n in range(task.piece_count) if not task.has_piece(n)]
+        todo = iter(missing)  # shared by the workers: each takes the next lowest piece
+
+        async def worker() -> None:
+            for n in todo:
+                if task.has_piece(n):
+                    continue
+                data = await self._read_piece(base + n * task.piece_size, task.piece_length(n))
+                await task.write_piece(n, data)
+
+        await run_all([worker() for _ in range(min(self._concurrency, len(missing)))])
+
+    async def _read_piece(self, offset: int, length: int) -> bytearray:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._read_once(offset, length)
+            except SourceNotFound:
+                raise
+            except SourceError as exc:
+                if attempt == self._attempts:
+                    raise
+                log.info("origin read at %d failed (%s); retrying", offset, exc.message)
+                await asyncio.sleep(self._retry_delay_s * attempt)
+        raise AssertionError("unreachable")
+
+    async def _read_once(self, offset: int, length: int) -> bytearray:
+        buf = bytearray(length)
+        pos = 0
+        stream = self._sources.read(self._url, offset, length)
+        try:
+            async for chunk in stream:
+                end = pos + len(chunk)
+                if end > length:
+                    raise SourceError(f"origin sent more than the {length} bytes asked for")
+                buf[pos:end] = chunk
+                pos = end
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if pos != length:
+            raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")
+        return buf
+
+
+class TaskReader:
+    """One reader's view of a task: `regions()` yields verified spans in order as pieces land.
+
+    It pins the task (GC leaves it alone) until `aclose()`; use it as `async with reader:`.
+    """
+
+    def __init__(
+        self, manager: TaskManager, task: TaskStore, url: str, stat: SourceStat, start: int, length: int
+    ) -> None:
+        self.task_id: TaskID = task.task_id
+        self.content_length = length
+        self.content_type = task.content_type
+        self.task = task
+        self._manager = manager
+        self._url = url
+        self._stat = stat
+        self._start = start  # offset of this view within the task's data
+        self._closed = False
+        task.pin()
+
+    async def regions(self) -> AsyncIterator[FileRegion]:
+        task = self.task
+        pos, end = self._start, self._start + self.content_length
+        n = pos // task.piece_size if task.piece_size else 0
+        while pos < end:
+            region = _clip(await self._piece_region(n), pos, end)
+            n += 1
+            # merge the following pieces that are already here into one span
+            while region.offset + region.length < end and region.length < MERGE_LIMIT_BYTES and task.has_piece(n):
+                try:
+                    nxt = _clip(await task.verified_region(n), pos, end)
+                except (PieceDigestMismatch, PieceNotFound):
+                    break
+                region = FileRegion(region.path, region.offset, region.length + nxt.length)
+                n += 1
+            pos = region.offset + region.length
+            yield region
+
+    async def _piece_region(self, n: int) -> FileRegion:
+        task = self.task
+        for _ in range(REFETCH_ATTEMPTS):
+            if not task.has_piece(n):
+                self._manager._ensure_download(task, self._url, self._stat)
+                await task.wait_piece(n)
+            try:
+                return await task.verified_region(n)
+            except PieceNotFound:
+                continue  # dropped between landing and our look; wait again
+            except PieceDigestMismatch:
+                log.warning("task_id=%s piece=%d corrupt on disk; fetching it again", task.task_id, n)
+        raise PieceDigestMismatch(f"piece {n} of task {task.task_id} failed verification {REFETCH_ATTEMPTS} times")
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.task.unpin()
+
+    async def __aenter__(self) -> TaskReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _clip(region: FileRegion, start: int, end: int) -> FileRegion:
+    lo = max(region.offset, start)
+    hi = min(region.offset + region.length, end)
+    return FileRegion(region.path, lo, hi - lo)
+
+
+class TaskManager:
+    """One download per task id on this daemon; readers subscribe to it and never own it."""
+
+    def __init__(
+        self,
+        store: PieceStore,
+        sources: SourceRouter,
+        *,
+        source_concurrency: int = 4,
+        downloader_factory: DownloaderFactory | None = None,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self._source_concurrency = source_concurrency
+        self._factory = downloader_factory or self._back_to_source
+        self._jobs: dict[TaskID, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def _back_to_source(self, task: TaskStore, url: str, stat: SourceStat) -> Downloader:
+        return BackToSource(self.sources, url, concurrency=self._source_concurrency)
+
+    async def open(
+        self, url: str, *, stat: SourceStat | None = None, byte_range: ByteRange | None = None
+    ) -> TaskReader:
+        """A reader of the object (or of `byte_range` of it), starting its download if needed.
+
+        `byte_range` must lie within the object (resolve it against `stat.size` first). It is served
+        from the whole-object task when that one is here, complete or not; else it is its own task.
+        """
+        if self._closed:
+            raise P2PError("task manager is closed")
+        if stat is None:
+            stat = await self.sources.stat(url)
+        if byte_range is not None:
+            if byte_range.start < 0 or byte_range.length < 0 or byte_range.start + byte_range.length > stat.size:
+                raise ValueError(f"range {byte_range} outside an object of {stat.size} bytes")
+            if byte_range.start == 0 and byte_range.length == stat.size:
+                byte_range = None
+        whole_id = make_task_id(url, stat.version)
+        task = self.store.get(whole_id) if byte_range is not None else None
+        if byte_range is None:
+            task = await self.store.create(
+                whole_id,
+                url=url,
+                content_length=stat.size,
+                piece_size=piece_size_for(stat.size),
+                content_type=stat.content_type,
+            )
+            start, length = 0, stat.size
+        elif task is not None:
+            start, length = byte_range.start, byte_range.length
+        else:
+            task = await self.store.create(
+                make_task_id(url, stat.version, byte_range),
+                url=url,
+                content_length=byte_range.length,
+                piece_size=piece_size_for(byte_range.length),
+                content_type=stat.content_type,
+                byte_range=byte_range,
+            )
+            start, length = 0, byte_range.length
+        reader = TaskReader(self, task, url, stat, start, length)
+        if length > 0:
+            self._ensure_download(task, url, stat)
+        return reader
+
+    async def import_file(self, url: str, stat: SourceStat, path: Path) -> TaskID:
+        """Seed the cache with a file we already hold (a dfstore PUT); see PieceStore.adopt."""
+        tid = make_task_id(url, stat.version)
+        await self.store.adopt(
+            tid,
+            url=url,
+            content_length=stat.size,
+            piece_size=piece_size_for(stat.size),
+            content_type=stat.content_type,
+            path=path,
+        )
+        return tid
+
+    def downloading(self, task_id: TaskID) -> bool:
+        job = self._jobs.get(task_id)
+        return job is not None and not job.done()
+
+    def _ensure_download(self, task: TaskStore, url: str, stat: SourceStat) -> None:
+        if task.done or self.downloading(task.task_id):
+            return
+        if self._closed:
+            raise P2PError("task manager is closed")
+        task.clear_failure()
+        task.pin()  # a running download keeps its task from GC
+        job = asyncio.create_task(self._download(task, url, stat), name=f"download-{task.task_id[:12]}")
+        self._jobs[task.task_id] = job
+        job.add_done_callback(lambda j: self._forget(task.task_id, j))
+
+    def _forget(self, task_id: TaskID, job: asyncio.Task[None]) -> None:
+        if self._jobs.get(task_id) is job:
+            del self._jobs[task_id]
+
+    async def _download(self, task: TaskStore, url: str, stat: SourceStat) -> None:
+        idle_runs = 0
+        try:
+            while not task.done:
+                await self._factory(task, url, stat).run(task)
+                if task.done:
+                    break
+                idle_runs += 1  # pieces went missing during the run (dropped as corrupt): go again
+                if idle_runs >= MAX_IDLE_RUNS:
+                    raise P2PError(f"download of task {task.task_id} keeps leaving pieces missing")
+            log.debug("task_id=%s complete", task.task_id)
+        except asyncio.CancelledError:
+            task.fail(P2PError(f"download of task {task.task_id} was cancelled"))
+            raise
+        except P2PError as exc:
+            log.warning("task_id=%s download failed: %s", task.task_id, exc.message)
+            task.fail(exc)
+        except Exception as exc:
+            log.exception("task_id=%s download failed", task.task_id)
+            task.fail(P2PError(f"download failed: {exc!r}"))
+        finally:
+            task.unpin()
+
+    async def close(self) -> None:
+        """Cancel every download this manager owns and wait for them to end."""
+        self._closed = True
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
