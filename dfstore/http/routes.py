@@ -1,0 +1,112 @@
+"""The dfstore route table and its handlers: parse, call one ObjectService method, render.
+
+Routes and methods are exactly upstream's (spec §1.1). No HEAD is added to GET routes: Gin does
+not do that either, and an unknown method answers Gin's plain 404.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from dfstore.http import params, render
+from dfstore.models import PutOptions
+from p2p.common.sendfile import send_regions
+
+if TYPE_CHECKING:
+    from dfstore.core.service import ObjectService
+
+# Set once a GET has sent its headers: from then on an error can only abort the connection.
+RESPONSE_STARTED = web.RequestKey("dfstore_response_started", bool)
+
+COPY_OPERATION = "copy"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    default_filter: str  # task-id filter when a request names none (see Upload.filter)
+    max_replicas: int  # seed-peer copies when a PUT names none
+    backend_name: str
+    region: str
+    endpoint: str
+
+
+class DfstoreHandlers:
+    def __init__(self, service: ObjectService, settings: EdgeSettings) -> None:
+        self._service = service
+        self._settings = settings
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        objects = "/buckets/{id}/objects/{key:.*}"
+        router.add_route("GET", "/healthy", self.healthy)
+        router.add_route("GET", "/metadata", self.metadata)
+        router.add_route("POST", "/buckets/{id}", self.create_bucket)
+        router.add_route("GET", "/buckets/{id}/metadatas", self.list_objects)
+        router.add_route("HEAD", objects, self.head_object)
+        router.add_route("GET", objects, self.get_object)
+        router.add_route("PUT", objects, self.put_object)
+        router.add_route("DELETE", objects, self.delete_object)
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return render.json_response(200, "OK")
+
+    async def metadata(self, request: web.Request) -> web.Response:
+        s = self._settings
+        return render.json_response(200, {"Name": s.backend_name, "Region": s.region, "Endpoint": s.endpoint})
+
+    async def create_bucket(self, request: web.Request) -> web.Response:
+        await self._service.create_bucket(params.bucket_param(request))
+        return render.empty_ok()
+
+    async def list_objects(self, request: web.Request) -> web.Response:
+        bucket = params.bucket_param(request)
+        q = params.list_query(request)
+        page = await self._service.list_objects(
+            bucket, prefix=q.prefix, marker=q.marker, delimiter=q.delimiter, max_keys=q.limit
+        )
+        return render.json_response(200, render.list_body(page))
+
+    async def head_object(self, request: web.Request) -> web.Response:
+        path = params.object_path(request)
+        meta = await self._service.head_object(path.bucket, path.key)
+        return web.Response(status=200, headers=render.head_headers(meta))
+
+    async def get_object(self, request: web.Request) -> web.StreamResponse:
+        path = params.object_path(request)
+        byte_range = params.byte_range(request)
+        reader = await self._service.get_object(path.bucket, path.key, byte_range=byte_range)
+        async with contextlib.aclosing(reader):
+            # Upstream answers 200 with only the requested bytes, even for a range; no ETag or meta headers.
+            response = web.StreamResponse(status=200)
+            response.content_length = reader.content_length
+            response.content_type = reader.meta.content_type or "application/octet-stream"
+            request[RESPONSE_STARTED] = True
+            await response.prepare(request)
+            await send_regions(request, response, reader.regions())
+            await response.write_eof()
+        return response
+
+    async def put_object(self, request: web.Request) -> web.Response:
+        path = params.object_path(request)
+        if request.headers.get(render.HEADER_OPERATION) == COPY_OPERATION:
+            source = await params.copy_source(request)
+            await self._service.copy_object(path.bucket, path.key, path.bucket, source)
+            return render.empty_ok()
+        upload = await params.open_upload(request)
+        await self._service.put_object(
+            path.bucket,
+            path.key,
+            upload.body,
+            mode=upload.mode,
+            options=PutOptions(content_type=upload.content_type or "application/octet-stream"),
+            max_replicas=upload.max_replicas or self._settings.max_replicas,
+        )
+        return render.empty_ok()
+
+    async def delete_object(self, request: web.Request) -> web.Response:
+        path = params.object_path(request)
+        await self._service.delete_object(path.bucket, path.key)
+        return render.empty_ok()
