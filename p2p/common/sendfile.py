@@ -1,0 +1,90 @@
+"""Send spans of files as an HTTP response body with sendfile: the bytes never enter Python.
+
+`send_regions` is the one body writer for cached objects: the dfstore API, the S3 gateway and the
+piece upload server all hand it the `FileRegion`s a TaskReader (or a PieceStore) yields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from aiohttp import web
+
+from p2p.types import FileRegion, MiB
+
+CHUNK_BYTES = MiB  # fallback read size when sendfile is not available
+NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))  # honour aiohttp's own switch
+
+
+class _OpenFile:
+    """The file of the current region, kept open while consecutive regions share its path."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self.file: BinaryIO | None = None
+
+    async def get(self, path: str) -> BinaryIO:
+        if self.file is None or path != self.path:
+            await self.close()
+            self.file = await asyncio.to_thread(open, path, "rb")
+            self.path = path
+        return self.file
+
+    async def close(self) -> None:
+        if self.file is not None:
+            f, self.file = self.file, None
+            await asyncio.to_thread(f.close)
+
+
+async def send_regions(
+    request: web.BaseRequest, response: web.StreamResponse, regions: AsyncIterator[FileRegion]
+) -> None:
+    """Write each region to the prepared `response`, in order, with `loop.sendfile` on the transport.
+
+    Falls back to 1 MiB reads in a thread when sendfile is unavailable (TLS, chunked or compressed
+    responses, AIOHTTP_NOSENDFILE). The caller sets Content-Length and calls `prepare()` before, and
+    `write_eof()` after. Errors from `regions` propagate: after `prepare()` the caller can only abort
+    the connection. The regions iterator is closed on return.
+    """
+    loop = asyncio.get_running_loop()
+    use_sendfile = not (NOSENDFILE or response.chunked or response.compression)
+    opened = _OpenFile()
+    headers_flushed = False
+    try:
+        async for region in regions:
+            if region.length <= 0:
+                continue
+            fobj = await opened.get(region.path)
+            if use_sendfile:
+                if not headers_flushed:
+                    await response.write(b"")  # push out headers aiohttp may still hold back
+                    headers_flushed = True
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("client went away")
+                try:
+                    await loop.sendfile(transport, fobj, region.offset, region.length, fallback=False)
+                    continue
+                except (NotImplementedError, asyncio.SendfileNotAvailableError):
+                    use_sendfile = False
+            await _write_chunks(response, fobj, region)
+    finally:
+        await opened.close()
+        aclose = getattr(regions, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _write_chunks(response: web.StreamResponse, fobj: BinaryIO, region: FileRegion) -> None:
+    fd = fobj.fileno()
+    offset, left = region.offset, region.length
+    while left > 0:
+        chunk = await asyncio.to_thread(os.pread, fd, min(CHUNK_BYTES, left), offset)
+        if not chunk:
+            raise OSError(f"{region.path} ended {left} bytes before the region did")
+        await response.write(chunk)
+        offset += len(chunk)
+        left -= len(chunk)
