@@ -1,0 +1,170 @@
+"""Daemon -> scheduler client: consistent hashing of task ids over the healthy schedulers.
+
+Schedulers are checked with the gRPC health service in the background, so a daemon starts with none
+reachable (it goes to the origin) and joins P2P as soon as one answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from p2p.clients.hashring import HashRing
+from p2p.clients.interceptor import error_from_rpc
+from p2p.errors import SchedulerUnavailable
+from p2p.proto import convert
+from p2p.proto import scheduler_pb2 as pb
+from p2p.proto import scheduler_pb2_grpc as pb_grpc
+from p2p.proto.values import HostInfo, PeerPacket, PeerResult, PieceReport, Registration, SizeScope, TaskStat
+from p2p.types import HostID, PeerID, TaskID
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_SERVICE = "dfly.p2p.v1.Scheduler"
+UNARY_TIMEOUT_S = 10.0
+
+
+class ReportStream:
+    """One peer's ReportPieces stream: `send()` reports, `packets()` yields the scheduler's packets."""
+
+    def __init__(self, call: aio.StreamStreamCall) -> None:
+        self._call = call
+        self._closed = False
+
+    async def send(self, report: PieceReport) -> None:
+        if self._closed:
+            return
+        try:
+            await self._call.write(convert.report_to_pb(report))
+        except (aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            self._closed = True
+            raise SchedulerUnavailable(f"report stream broke: {exc}") from exc
+
+    async def packets(self) -> AsyncIterator[PeerPacket]:
+        try:
+            async for msg in self._call:
+                yield convert.packet_from_pb(msg)
+        except aio.AioRpcError as exc:
+            if exc.code().name != "CANCELLED":
+                raise SchedulerUnavailable(f"report stream broke: {exc.details()}") from exc
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(aio.AioRpcError, asyncio.InvalidStateError):
+                await self._call.done_writing()
+
+    def cancel(self) -> None:
+        self._closed = True
+        self._call.cancel()
+
+
+class SchedulerClient:
+    def __init__(self, addresses: Sequence[str], *, health_interval_s: float = 2.0) -> None:
+        self.addresses = list(addresses)
+        self._channels = {a: aio.insecure_channel(a) for a in self.addresses}
+        self._healthy: set[str] = set()
+        self._ring = HashRing([])
+        self._health_interval_s = health_interval_s
+        self._changed = asyncio.Event()
+
+    @property
+    def healthy(self) -> list[str]:
+        return sorted(self._healthy)
+
+    def pick(self, task_id: TaskID) -> str | None:
+        return self._ring.pick(task_id)
+
+    def _stub(self, address: str) -> pb_grpc.SchedulerStub:
+        return pb_grpc.SchedulerStub(self._channels[address])
+
+    def _stub_for(self, task_id: TaskID) -> tuple[str, pb_grpc.SchedulerStub]:
+        address = self.pick(task_id)
+        if address is None:
+            raise SchedulerUnavailable("no scheduler is reachable")
+        return address, self._stub(address)
+
+    def mark_unhealthy(self, address: str) -> None:
+        if address in self._healthy:
+            self._healthy.discard(address)
+            self._ring = HashRing(self._healthy)
+
+    async def check_health(self) -> list[str]:
+        """Ask every scheduler's health service once; returns the healthy ones."""
+
+        async def one(address: str) -> bool:
+            stub = health_pb2_grpc.HealthStub(self._channels[address])
+            try:
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=SCHEDULER_SERVICE), timeout=1.0
+                )
+            except aio.AioRpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        results = await asyncio.gather(*(one(a) for a in self.addresses))
+        healthy = {a for a, ok in zip(self.addresses, results, strict=True) if ok}
+        if healthy != self._healthy:
+            log.info("healthy schedulers: %s", sorted(healthy) or "none (back-to-source only)")
+            self._healthy = healthy
+            self._ring = HashRing(healthy)
+            self._changed.set()
+        return sorted(healthy)
+
+    async def watch_health(self) -> None:
+        """Runs until cancelled."""
+        while True:
+            await self.check_health()
+            await asyncio.sleep(self._health_interval_s)
+
+    async def _unary(self, address: str, call: aio.UnaryUnaryMultiCallable, request: object) -> object:
+        try:
+            return await call(request, timeout=UNARY_TIMEOUT_S)
+        except aio.AioRpcError as exc:
+            if exc.code().name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                self.mark_unhealthy(address)
+            raise error_from_rpc(exc) from exc
+
+    async def announce_host(self, host: HostInfo) -> None:
+        """To every healthy scheduler: any of them may schedule this host's peers."""
+        request = pb.AnnounceHostRequest(host=convert.host_to_pb(host))
+        for address in list(self._healthy):
+            with contextlib.suppress(Exception):
+                await self._unary(address, self._stub(address).AnnounceHost, request)
+
+    async def leave_host(self, host_id: HostID) -> None:
+        request = pb.LeaveHostRequest(host_id=host_id)
+        for address in list(self._healthy):
+            with contextlib.suppress(Exception):
+                await self._unary(address, self._stub(address).LeaveHost, request)
+
+    async def register(self, reg: Registration) -> tuple[str, SizeScope]:
+        address, stub = self._stub_for(reg.task_id)
+        reply = await self._unary(address, stub.RegisterPeer, convert.registration_to_pb(reg))
+        assert isinstance(reply, pb.RegisterPeerResponse)
+        return address, convert.size_scope_from_pb(reply)
+
+    def open_reports(self, address: str) -> ReportStream:
+        return ReportStream(self._stub(address).ReportPieces())
+
+    async def report_result(self, address: str, result: PeerResult) -> None:
+        await self._unary(address, self._stub(address).ReportPeerResult, convert.result_to_pb(result))
+
+    async def leave_peer(self, address: str, task_id: TaskID, peer_id: PeerID) -> None:
+        request = pb.LeavePeerRequest(task_id=task_id, peer_id=peer_id)
+        await self._unary(address, self._stub(address).LeavePeer, request)
+
+    async def stat_task(self, task_id: TaskID) -> TaskStat:
+        address, stub = self._stub_for(task_id)
+        reply = await self._unary(address, stub.StatTask, pb.StatTaskRequest(task_id=task_id))
+        assert isinstance(reply, pb.TaskStat)
+        return convert.task_stat_from_pb(reply)
+
+    async def aclose(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

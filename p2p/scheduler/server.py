@@ -1,0 +1,119 @@
+"""The scheduler's gRPC servicer: convert, call SchedulerService, convert back. Plus the health service."""
+# ruff: noqa: N802  (servicer method names are fixed by the generated base class)
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from p2p.clients.interceptor import ExceptionToStatusInterceptor
+from p2p.proto import convert
+from p2p.proto import scheduler_pb2 as pb
+from p2p.proto import scheduler_pb2_grpc as pb_grpc
+from p2p.proto.values import Code, PeerPacket, ReportKind
+from p2p.scheduler.service import SchedulerService
+from p2p.scheduler.state import Peer
+from p2p.types import HostID, PeerID, TaskID
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "dfly.p2p.v1.Scheduler"
+OUTBOX_LIMIT = 64  # packets queued for one peer; more means the peer stopped reading
+
+
+class SchedulerServicer(pb_grpc.SchedulerServicer):
+    def __init__(self, service: SchedulerService) -> None:
+        self.service = service
+
+    async def AnnounceHost(self, request: pb.AnnounceHostRequest, context: aio.ServicerContext) -> pb.Empty:
+        self.service.announce_host(convert.host_from_pb(request.host))
+        return pb.Empty()
+
+    async def LeaveHost(self, request: pb.LeaveHostRequest, context: aio.ServicerContext) -> pb.Empty:
+        self.service.leave_host(HostID(request.host_id))
+        return pb.Empty()
+
+    async def RegisterPeer(
+        self, request: pb.RegisterPeerRequest, context: aio.ServicerContext
+    ) -> pb.RegisterPeerResponse:
+        reg = convert.registration_from_pb(request)
+        return convert.size_scope_to_pb(reg.task_id, self.service.register_peer(reg))
+
+    async def ReportPieces(
+        self, request_iterator: AsyncIterator[pb.PieceResult], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.PeerPacket]:
+        # Unbounded so the end marker always fits; `send` itself refuses to grow it past OUTBOX_LIMIT.
+        outbox: asyncio.Queue[PeerPacket | None] = asyncio.Queue()
+
+        def send(packet: PeerPacket) -> None:
+            if outbox.qsize() >= OUTBOX_LIMIT:
+                log.warning("peer %s is not reading its packets; dropping one", packet.peer_id)
+                return
+            outbox.put_nowait(packet)
+
+        async def read() -> None:
+            peer: Peer | None = None
+            try:
+                async for msg in request_iterator:
+                    report = convert.report_from_pb(msg)
+                    if peer is None or report.kind is ReportKind.BEGIN:
+                        peer = self.service.attach(report.peer_id, send)
+                    code = self.service.handle_report(report)
+                    if code is Code.REREGISTER:
+                        send(PeerPacket(task_id=report.task_id, peer_id=report.peer_id, code=code))
+                    if report.kind is ReportKind.END:
+                        break
+            finally:
+                if peer is not None:
+                    self.service.detach(peer, send)
+                outbox.put_nowait(None)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        try:
+            while (packet := await outbox.get()) is not None:
+                yield convert.packet_to_pb(packet)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def ReportPeerResult(self, request: pb.PeerResult, context: aio.ServicerContext) -> pb.Empty:
+        await self.service.report_peer_result(convert.result_from_pb(request))
+        return pb.Empty()
+
+    async def LeavePeer(self, request: pb.LeavePeerRequest, context: aio.ServicerContext) -> pb.Empty:
+        self.service.leave_peer(TaskID(request.task_id), PeerID(request.peer_id))
+        return pb.Empty()
+
+    async def StatTask(self, request: pb.StatTaskRequest, context: aio.ServicerContext) -> pb.TaskStat:
+        return convert.task_stat_to_pb(self.service.stat_task(TaskID(request.task_id)))
+
+
+@dataclass
+class RunningServer:
+    server: aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+
+async def start_server(service: SchedulerService, listen: str, port: int) -> RunningServer:
+    server = aio.server(interceptors=[ExceptionToStatusInterceptor()])
+    pb_grpc.add_SchedulerServicer_to_server(SchedulerServicer(service), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{listen}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind the scheduler to {listen}:{port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server=server, port=bound, health=health_servicer)
+
+
+async def stop_server(running: RunningServer, grace_s: float = 2.0) -> None:
+    await running.health.enter_graceful_shutdown()
+    await running.server.stop(grace_s)

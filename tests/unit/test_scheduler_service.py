@@ -1,0 +1,257 @@
+"""SchedulerService rules, driven in-process with a fake clock (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+from p2p.proto.values import (
+    Code,
+    HostInfo,
+    HostType,
+    PeerPacket,
+    PeerResult,
+    PieceReport,
+    Registration,
+    ReportKind,
+    SizeScope,
+    TaskSpec,
+)
+from p2p.scheduler.config import RecordsSection, SchedulerConfig
+from p2p.scheduler.fsm import PeerState, TaskState
+from p2p.scheduler.records import RecordWriter
+from p2p.scheduler.service import SchedulerService
+from p2p.types import HostID, PeerID, PieceInfo, SourceStat, TaskID
+
+TASK = TaskID("t1")
+SPEC = TaskSpec(url="dfs://b/k", stat=SourceStat(size=4 * 10, version="v"), piece_size=4)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def config(**scheduling: object) -> SchedulerConfig:
+    base = {"retry_interval_s": 0.001, "back_to_source_count": 1, "seed_trigger_wait_s": 1.0}
+    return SchedulerConfig.model_validate({"scheduling": base | scheduling})
+
+
+def host(name: str, seed: bool = False) -> HostInfo:
+    return HostInfo(
+        id=HostID(name),
+        ip="127.0.0.1",
+        hostname=name,
+        download_port=1,
+        rpc_port=2 if seed else 0,
+        type=HostType.SUPER_SEED if seed else HostType.NORMAL,
+    )
+
+
+class Harness:
+    def __init__(self, svc: SchedulerService) -> None:
+        self.svc = svc
+        self.inbox: dict[str, list[PeerPacket]] = {}
+
+    def join(self, name: str, *, seed: bool = False, task: TaskID = TASK) -> PeerID:
+        pid = PeerID(f"peer-{name}")
+        scope = self.svc.register_peer(
+            Registration(task_id=task, peer_id=pid, host=host(name, seed), spec=SPEC)
+        )
+        assert scope is SizeScope.NORMAL
+        box = self.inbox.setdefault(pid, [])
+        self.svc.attach(pid, box.append)
+        assert (
+            self.svc.handle_report(PieceReport(kind=ReportKind.BEGIN, task_id=task, peer_id=pid)) is Code.OK
+        )
+        return pid
+
+    async def packet(self, pid: PeerID) -> PeerPacket:
+        for _ in range(500):
+            if self.inbox[pid]:
+                return self.inbox[pid].pop(0)
+            await asyncio.sleep(0.002)
+        raise AssertionError(f"no packet for {pid}")
+
+    def piece(
+        self, pid: PeerID, n: int, parent: PeerID | None = None, ok: bool = True, code: Code = Code.OK
+    ) -> None:
+        info = PieceInfo(number=n, offset=n * 4, size=4, digest="d")
+        self.svc.handle_report(
+            PieceReport(
+                kind=ReportKind.PIECE,
+                task_id=TASK,
+                peer_id=pid,
+                parent_id=parent,
+                piece=info,
+                success=ok,
+                code=code,
+            )
+        )
+
+    def state(self, pid: PeerID) -> PeerState:
+        return self.svc.res.peers[pid].state
+
+
+async def test_first_peer_to_origin_then_others_get_it_as_parent() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    assert (await h.packet(a)).code is Code.NEED_BACK_TO_SOURCE
+    assert h.state(a) is PeerState.BACK_TO_SOURCE
+    b = h.join("b")
+    pkt = await h.packet(b)
+    assert pkt.code is Code.OK and [p.peer_id for p in pkt.parents] == [a]
+    # Budget used: a third peer gets parents, never the origin.
+    h.piece(b, 0, parent=a)
+    c = h.join("c")
+    pkt = await h.packet(c)
+    assert pkt.code is Code.OK and {p.peer_id for p in pkt.parents} == {a, b}
+    await h.svc.aclose()
+
+
+async def test_failed_parent_is_blocked_and_child_rescheduled() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    await h.packet(a)
+    b = h.join("b")
+    await h.packet(b)
+    h.piece(b, 0, parent=a)
+    c = h.join("c")
+    assert {p.peer_id for p in (await h.packet(c)).parents} == {a, b}
+    h.piece(c, 1, parent=b, ok=False, code=Code.DIGEST_MISMATCH)
+    pkt = await h.packet(c)
+    assert [p.peer_id for p in pkt.parents] == [a]
+    assert h.svc.res.hosts[HostID("b")].upload_failed_count == 1
+    await h.svc.aclose()
+
+
+async def test_leaving_parent_reschedules_children_and_releases_slots() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    await h.packet(a)
+    b = h.join("b")
+    await h.packet(b)
+    h.piece(b, 0, parent=a)
+    c = h.join("c")
+    await h.packet(c)
+    h.svc.leave_peer(TASK, a)
+    assert a not in h.svc.res.peers
+    assert h.svc.res.hosts[HostID("a")].concurrent_upload_count == 0
+    # b lost its only parent, so it cannot serve either: one of b and c takes the freed origin budget
+    # and the other is given it as parent.
+    pb_, pc = await h.packet(b), await h.packet(c)
+    codes = sorted([pb_.code, pc.code])
+    assert codes == [Code.OK, Code.NEED_BACK_TO_SOURCE]
+    at_origin = b if pb_.code is Code.NEED_BACK_TO_SOURCE else c
+    other = pc if at_origin == b else pb_
+    assert [p.peer_id for p in other.parents] == [at_origin]
+    await h.svc.aclose()
+
+
+async def test_register_for_succeeded_task() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    await h.packet(a)
+    await h.svc.report_peer_result(PeerResult(task_id=TASK, peer_id=a, success=True, content_length=40))
+    assert h.svc.res.tasks[TASK].state is TaskState.SUCCEEDED
+    b = h.join("b")
+    assert h.svc.res.tasks[TASK].state is TaskState.SUCCEEDED  # stays done: a has every piece
+    pkt = await h.packet(b)
+    assert pkt.code is Code.OK and pkt.parents[0].peer_id == a and pkt.parents[0].finished
+    # With every peer gone, a new registration restarts the task.
+    h.svc.leave_peer(TASK, a)
+    h.svc.leave_peer(TASK, b)
+    c = h.join("c")
+    assert h.svc.res.tasks[TASK].state is TaskState.RUNNING
+    assert (await h.packet(c)).code is Code.NEED_BACK_TO_SOURCE
+    await h.svc.aclose()
+
+
+async def test_no_parent_and_no_budget_gives_up() -> None:
+    h = Harness(SchedulerService(config(back_to_source_count=0, retry_limit=3, retry_back_to_source_limit=1)))
+    a = h.join("a")
+    assert (await h.packet(a)).code is Code.TASK_STATUS_ERROR
+    await h.svc.aclose()
+
+
+async def test_origin_failure_fails_the_task_and_a_new_peer_restarts_it() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    await h.packet(a)
+    await h.svc.report_peer_result(
+        PeerResult(task_id=TASK, peer_id=a, success=False, code=Code.BACK_SOURCE_ERROR)
+    )
+    assert h.svc.res.tasks[TASK].state is TaskState.FAILED
+    assert h.state(a) is PeerState.FAILED
+    b = h.join("b")
+    assert (await h.packet(b)).code is Code.NEED_BACK_TO_SOURCE
+    assert h.svc.res.tasks[TASK].state is TaskState.RUNNING
+    await h.svc.aclose()
+
+
+async def test_seed_trigger_and_peers_wait_for_the_seed() -> None:
+    triggered: list[TaskID] = []
+
+    class Seeds:
+        async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
+            triggered.append(task_id)
+
+    h = Harness(SchedulerService(config(), seeds=Seeds(), rng=random.Random(0)))
+    h.svc.announce_host(host("seed", seed=True))
+    a = h.join("a")
+    await asyncio.sleep(0.02)
+    assert triggered == [TASK]
+    assert not h.inbox[a]  # waiting for the seed, not sent to the origin
+    s = h.join("seed", seed=True)
+    assert (await h.packet(s)).code is Code.NEED_BACK_TO_SOURCE
+    pkt = await h.packet(a)
+    assert [p.peer_id for p in pkt.parents] == [s]
+    await h.svc.aclose()
+
+
+async def test_unknown_peer_must_reregister() -> None:
+    svc = SchedulerService(config())
+    report = PieceReport(kind=ReportKind.BEGIN, task_id=TASK, peer_id=PeerID("ghost"))
+    assert svc.handle_report(report) is Code.REREGISTER
+
+
+async def test_gc() -> None:
+    clock = Clock()
+    svc = SchedulerService(config(), clock=clock)
+    h = Harness(svc)
+    a = h.join("a")
+    await h.packet(a)
+    assert svc.gc_peers() == 0
+    clock.now += svc.config.gc.piece_download_timeout_s + 1  # a stalled origin download
+    assert svc.gc_peers() == 1 and a not in svc.res.peers
+    assert svc.gc_tasks() == 1 and TASK not in svc.res.tasks
+    assert svc.gc_hosts() == 1 and not svc.res.hosts
+    await svc.aclose()
+
+
+async def test_records_unbuffered_are_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    svc = SchedulerService(config(), records=RecordWriter(RecordsSection(path=str(path), buffer_size=0)))
+    h = Harness(svc)
+    a = h.join("a")
+    await h.packet(a)
+    await svc.report_peer_result(PeerResult(task_id=TASK, peer_id=a, success=True, source_bytes=40))
+    lines = path.read_text().splitlines()  # before aclose: nothing held back
+    assert len(lines) == 1 and json.loads(lines[0])["source_bytes"] == 40
+    await svc.aclose()
+
+
+async def test_records_rotate(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    writer = RecordWriter(RecordsSection(path=str(path), buffer_size=0, max_size_bytes=100, max_backups=2))
+    for i in range(20):
+        await writer.write({"i": i, "pad": "x" * 20})
+    assert path.exists() and (tmp_path / "r.jsonl.1").exists() and (tmp_path / "r.jsonl.2").exists()
+    assert not (tmp_path / "r.jsonl.3").exists()
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert last["i"] == 19
