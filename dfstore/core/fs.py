@@ -390,6 +390,9 @@ class FilesystemBackend:
                 return  # not empty, or already gone
             path = path.parent
 
+    async def close(self) -> None:
+        return None  # nothing held open between calls
+
     # ---- list ----------------------------------------------------------------------------
 
     async def list_objects(
