@@ -314,6 +314,8 @@ def translate_errors(request: Request) -> Iterator[None]:
     where = f"{request.method} {request.url}"
     try:
         yield
+    except urllib3.exceptions.NewConnectionError as exc:  # checked first: it subclasses ConnectTimeoutError
+        raise TransportError(f"{where}: cannot connect: {exc}", bucket=request.bucket, key=request.key) from exc
     except urllib3.exceptions.TimeoutError as exc:
         raise TimeoutError(f"{where}: timed out", bucket=request.bucket, key=request.key) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -60,6 +60,9 @@ class APIError(DfstoreError):
         self.status = status
         self.code = code or self.default_code
 
+    def __str__(self) -> str:
+        return f"{self.resource or 'request'}: {self.message} (HTTP {self.status})"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r})"
 
