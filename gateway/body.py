@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dfstore.errors import InvalidArgument, MissingContentLength
+from dfstore.errors import BadDigest, EntityTooLarge, InvalidArgument, MissingContentLength
 from gateway import auth as sigv4
 from gateway.checksums import ALGORITHMS, Checksum, new_checksum
 from gateway.chunked import PIECE_BYTES, ChunkedResult, decode_aws_chunked
@@ -162,3 +162,19 @@ async def _plain(request: web.Request, size: int) -> AsyncIterator[bytes]:
             raise IncompleteBody("the request body ended early") from None
         remaining -= len(piece)
         yield piece
+
+
+async def read_document(request: web.Request, auth: sigv4.AuthContext | None, *, limit: int) -> bytes:
+    """A small request body (an XML document), verified like any other; b"" when there is none."""
+    if not request.body_exists:
+        return b""
+    body = RequestBody(request, auth)
+    if "Content-Length" not in request.headers and not body.is_aws_chunked():
+        raise MissingContentLength("You must provide the Content-Length HTTP header.")
+    if body.declared_length() > limit:
+        raise EntityTooLarge("the request document is too large")
+    data = b"".join([piece async for piece in body.chunks()])
+    promised = body.content_md5()
+    if promised is not None and hashlib.md5(data).hexdigest() != promised:
+        raise BadDigest("The Content-MD5 you specified did not match what we received.")
+    return data

@@ -13,7 +13,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from dfstore.errors import DFError, MalformedXML
-from dfstore.models import Bucket, ListPage, ObjectMeta
+from dfstore.models import Bucket, ListPage
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 OWNER_ID = "02d6176db174dc93cb1b899f7c6078f08654445fe8cf1b6ce98d8855f66bdbf4"
@@ -138,10 +138,10 @@ def list_objects(params: ListParams, page: ListPage) -> bytes:
     return _bytes(root)
 
 
-def copy_result(meta: ObjectMeta, *, part: bool = False) -> bytes:
+def copy_result(etag: str, last_modified: datetime, *, part: bool = False) -> bytes:
     root = _root("CopyPartResult" if part else "CopyObjectResult")
-    _add(root, "LastModified", iso8601(meta.last_modified))
-    _add(root, "ETag", quoted_etag(meta.etag))
+    _add(root, "LastModified", iso8601(last_modified))
+    _add(root, "ETag", quoted_etag(etag))
     return _bytes(root)
 
 

@@ -1,0 +1,143 @@
+"""Object operations: GetObject, HeadObject, PutObject, CopyObject, DeleteObject.
+
+GET validates everything (conditions, range) before `prepare()`; after it the body goes out with
+sendfile from verified regions of the local cache, and an error can only abort the connection.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from dfstore.core.keys import check_bucket, check_key
+from dfstore.errors import EntityTooLarge, InvalidArgument, InvalidRange, InvalidRequest
+from dfstore.models import ObjectMeta, PutMode
+from gateway import xml
+from gateway.body import RequestBody
+from gateway.errors import InvalidPartNumber
+from gateway.handlers.call import S3Call, empty, xml_response
+from gateway.headers import check_conditions, object_headers, put_options
+from p2p.common.httprange import MalformedRange, RangeSpec, parse_range
+from p2p.common.sendfile import send_regions
+
+MAX_PUT_BYTES = 5 * 1024**3
+
+
+def request_range(call: S3Call) -> RangeSpec | None:
+    try:
+        spec = parse_range(call.headers.get("Range"))
+    except MalformedRange as exc:
+        raise InvalidRange(f"The requested range is not valid: {exc}") from None
+    part = call.query.get("partNumber")
+    if part is not None:
+        if spec is not None:
+            raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+        # Only single-part objects are served by part number: their one part is the whole object.
+        if part != "1":
+            raise InvalidPartNumber("The requested partnumber is not satisfiable")
+    return spec
+
+
+def _check_part_object(call: S3Call, meta: ObjectMeta) -> None:
+    if call.query.get("partNumber") is not None and "-" in meta.etag:
+        raise InvalidArgument("partNumber is not supported for objects written by multipart upload")
+
+
+async def get_object(call: S3Call) -> web.StreamResponse:
+    check_key(call.bucket, call.key)
+    spec = request_range(call)
+    reader = await call.service.get_object(call.bucket, call.key, byte_range=spec)
+    try:
+        check_conditions(reader.meta, call.headers)
+        _check_part_object(call, reader.meta)
+        headers = object_headers(reader.meta, call.query)
+        status = 200
+        if spec is not None:
+            status = 206
+            span = reader.byte_range
+            headers["Content-Range"] = f"bytes {span.start}-{span.end}/{reader.meta.size}"
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = reader.content_length
+        await response.prepare(call.request)
+        await send_regions(call.request, response, reader.regions())
+        await response.write_eof()
+        return response
+    finally:
+        await reader.aclose()
+
+
+async def head_object(call: S3Call) -> web.StreamResponse:
+    check_key(call.bucket, call.key)
+    spec = request_range(call)
+    meta = await call.service.head_object(call.bucket, call.key)
+    check_conditions(meta, call.headers)
+    _check_part_object(call, meta)
+    headers = object_headers(meta, call.query)
+    status, length = 200, meta.size
+    if spec is not None:
+        try:
+            span = spec.resolve(meta.size)
+        except ValueError:
+            raise InvalidRange("The requested range is not satisfiable", size=meta.size) from None
+        status, length = 206, span.length
+        headers["Content-Range"] = f"bytes {span.start}-{span.end}/{meta.size}"
+    headers["Content-Length"] = str(length)
+    return web.Response(status=status, headers=headers)
+
+
+async def put_object(call: S3Call) -> web.StreamResponse:
+    check_bucket(call.bucket)
+    check_key(call.bucket, call.key)
+    body = RequestBody(call.request, call.auth)
+    if body.declared_length() > MAX_PUT_BYTES:
+        raise EntityTooLarge("Your proposed upload exceeds the maximum allowed object size.")
+    meta = await call.service.put_object(
+        call.bucket,
+        call.key,
+        body.chunks(),
+        mode=PutMode.WRITE_BACK,
+        options=put_options(call.headers),
+        content_md5=body.content_md5(),
+    )
+    headers = {"ETag": xml.quoted_etag(meta.etag)}
+    headers.update({f"x-amz-checksum-{name}": value for name, value in body.checksums.items()})
+    return empty(headers=headers)
+
+
+def copy_source(call: S3Call) -> tuple[str, str]:
+    raw = call.headers.get("x-amz-copy-source", "")
+    path = raw.split("?", 1)[0]  # ?versionId=... is accepted and ignored
+    try:
+        path = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument("Invalid copy source encoding") from None
+    bucket, _, key = path.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+    check_key(bucket, key)
+    return bucket, key
+
+
+async def copy_object(call: S3Call) -> web.StreamResponse:
+    check_key(call.bucket, call.key)
+    src_bucket, src_key = copy_source(call)
+    directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise InvalidArgument("Unknown metadata directive.")
+    if (src_bucket, src_key) == (call.bucket, call.key) and directive != "REPLACE":
+        raise InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself without "
+            "changing the object's metadata, storage class, website redirect location or encryption attributes."
+        )
+    source = await call.service.head_object(src_bucket, src_key)
+    check_conditions(source, call.headers, prefix="x-amz-copy-source-if-")
+    options = put_options(call.headers) if directive == "REPLACE" else None
+    meta = await call.service.copy_object(call.bucket, call.key, src_bucket, src_key, options=options)
+    return xml_response(xml.copy_result(meta.etag, meta.last_modified))
+
+
+async def delete_object(call: S3Call) -> web.StreamResponse:
+    check_key(call.bucket, call.key)
+    await call.service.delete_object(call.bucket, call.key)
+    return empty(204)
