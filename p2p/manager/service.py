@@ -382,7 +382,7 @@ class ClusterService:
 
     # --- what peers and the console read ------------------------------------------------------
 
-    def discover_schedulers(self, *, ip: str = "", idc: str = "", location: str = "") -> list[dict[str, Any]]:
+    def discover_schedulers(self, ip: str = "", idc: str = "", location: str = "") -> list[dict[str, Any]]:
         """Schedulers a peer should use: active, with `schedule`, best-matching cluster first.
 
         Cluster score as Dragonfly's searcher: 0.40 CIDR + 0.35 IDC + 0.24 location prefix + 0.01 default.
