@@ -23,7 +23,7 @@ import aiohttp
 from p2p.errors import P2PError
 
 
-class ManagerUnavailable(P2PError):
+class ManagerUnavailable(P2PError):  # noqa: N818 - named like p2p.errors.SchedulerUnavailable
     """The manager could not be reached or answered 5xx."""
 
 

@@ -92,7 +92,7 @@ async def test_cluster_crud_is_one_scheduler_cluster_plus_one_seed_peer_cluster(
     # The name is unique: a second cluster with it is refused and leaves no half-created pair.
     status, data, _ = await api.call("POST", "/api/v1/clusters", {"name": c["name"]})
     assert status == 409 and "message" in data
-    status, page, _ = await api.call("GET", f"/api/v1/seed-peer-clusters?per_page=1000")
+    status, page, _ = await api.call("GET", "/api/v1/seed-peer-clusters?per_page=1000")
     assert [p["name"] for p in page].count(c["name"]) == 1
 
     new_name = uid("renamed")
@@ -320,9 +320,9 @@ async def test_preheat_job_through_open_api_completes(api: Api, mc: ManagerClien
     with pytest.raises(ManagerRequestError):
         await mc.report_job(job["id"], scheduler_id=999999, state="SUCCESS")
 
-    status, data, _ = await api.call("POST", "/api/v1/jobs", {**body, "args": {"url": "ftp://x/y"}})
+    status, _, _ = await api.call("POST", "/api/v1/jobs", {**body, "args": {"url": "ftp://x/y"}})
     assert status == 422
-    status, data, _ = await api.call("POST", "/api/v1/jobs", {**body, "type": "sync"})
+    status, _, _ = await api.call("POST", "/api/v1/jobs", {**body, "type": "sync"})
     assert status == 422
     assert (await api.call("DELETE", f"/api/v1/jobs/{job['id']}"))[0] == 204
     await api.call("DELETE", f"/api/v1/schedulers/{sched.id}")
