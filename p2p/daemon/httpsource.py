@@ -78,7 +78,7 @@ class HTTPSource:
                 if resp.status == 206 and not resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
                     raise SourceError(f"origin answered another range for {redact(url)}")
                 async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
-                    take = chunk[:left]
+                    take = chunk if len(chunk) <= left else chunk[:left]
                     left -= len(take)
                     yield take
                     if left == 0:

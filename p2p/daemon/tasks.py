@@ -105,6 +105,7 @@ class BackToSource:
                     continue
                 data = await self._read_piece(base + n * task.piece_size, task.piece_length(n))
                 await task.write_piece(n, data)
+                del data  # don't hold this piece while reading the next one
 
         await run_all([worker() for _ in range(min(self._concurrency, len(missing)))])
 

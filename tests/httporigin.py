@@ -1,0 +1,119 @@
+"""A tiny real HTTP origin for tests: an aiohttp server on 127.0.0.1 serving named objects with
+HEAD and single-range GET, counting what it serves, and able to stall, fail or misbehave on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from p2p.common.httprange import MalformedRange, RangeNotSatisfiable, parse_range
+
+LAST_MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"
+
+
+@dataclass
+class Served:
+    name: str
+    start: int
+    length: int
+
+
+@dataclass
+class Origin:
+    objects: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    heads: int = 0
+    gets: list[Served] = field(default_factory=list)
+    bytes_sent: int = 0
+    fail_gets: int = 0  # answer this many next GETs with 500
+    ignore_range: bool = False  # answer 200 with the whole body
+    send_etag: bool = True  # else only Last-Modified
+    hold_from: int | None = None  # GETs starting at or past this offset wait for `release`
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    base_url: str = ""
+
+    def put(self, name: str, data: bytes, version: str = "v1") -> str:
+        self.objects[name] = data
+        self.versions[name] = version
+        return self.url(name)
+
+    def put_file(self, name: str, path: Path, version: str = "v1") -> str:
+        self.files[name] = path
+        self.versions[name] = version
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/o/{name}"
+
+    def size(self, name: str) -> int:
+        return len(self.objects[name]) if name in self.objects else self.files[name].stat().st_size
+
+    def _headers(self, name: str) -> dict[str, str]:
+        headers = {"Last-Modified": LAST_MODIFIED, "Accept-Ranges": "bytes", "Content-Type": "application/x-test"}
+        if self.send_etag:
+            headers["ETag"] = f'"{self.versions[name]}"'
+        return headers
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in self.objects and name not in self.files:
+            return web.Response(status=404)
+        size = self.size(name)
+        if request.method == "HEAD":
+            self.heads += 1
+            head = web.StreamResponse(headers=self._headers(name))
+            head.content_length = size
+            await head.prepare(request)
+            await head.write_eof()
+            return head
+        if self.fail_gets > 0:
+            self.fail_gets -= 1
+            return web.Response(status=500, text="injected failure")
+        try:
+            spec = None if self.ignore_range else parse_range(request.headers.get("Range"))
+            span = spec.resolve(size) if spec is not None else None
+        except (MalformedRange, RangeNotSatisfiable):
+            return web.Response(status=416)
+        start, length = (span.start, span.length) if span is not None else (0, size)
+        if self.hold_from is not None and start >= self.hold_from:
+            await self.release.wait()
+        self.gets.append(Served(name, start, length))
+        self.bytes_sent += length
+        headers = self._headers(name)
+        if span is not None:
+            headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+        if name in self.files:  # FileResponse does the range itself, with sendfile
+            headers.pop("Content-Range", None)
+            return web.FileResponse(self.files[name], headers=headers)
+        resp = web.StreamResponse(status=206 if span is not None else 200, headers=headers)
+        resp.content_length = length
+        await resp.prepare(request)
+        data = self.objects[name]
+        for pos in range(start, start + length, 256 * 1024):
+            await resp.write(data[pos : min(pos + 256 * 1024, start + length)])
+        await resp.write_eof()
+        return resp
+
+
+@asynccontextmanager
+async def serve_origin() -> AsyncIterator[Origin]:
+    origin = Origin()
+    app = web.Application()
+    app.router.add_route("*", "/o/{name}", origin.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    origin.base_url = f"http://127.0.0.1:{port}"
+    try:
+        yield origin
+    finally:
+        origin.release.set()
+        await runner.cleanup()
