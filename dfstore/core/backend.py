@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from dfstore.config import OriginSection
 from dfstore.models import Bucket, ListPage, ObjectMeta, PutOptions
 
 
@@ -22,6 +23,11 @@ class Backend(Protocol):
     async def create_bucket(self, bucket: str) -> None: ...
 
     async def head_bucket(self, bucket: str) -> None: ...
+
+    def check_key(self, bucket: str, key: str) -> None:
+        """Raise InvalidBucketName / InvalidArgument / KeyTooLongError when this origin cannot hold the
+        key (no I/O), so a write-back PUT is refused up front rather than failing in the background."""
+        ...
 
     async def delete_bucket(self, bucket: str) -> None: ...
 
@@ -48,3 +54,20 @@ class Backend(Protocol):
     ) -> ListPage: ...
 
     async def close(self) -> None: ...
+
+
+def build_backend(origin: OriginSection, home: Path) -> Backend:
+    """The origin store a config names: `fs` (default root `<home>/origin`) or `s3`."""
+    # imported here so a directory origin never loads boto3
+    if origin.kind == "s3":
+        from dfstore.core.s3 import S3Backend
+
+        return S3Backend(
+            origin.endpoint,
+            origin.region,
+            origin.access_key.get_secret_value() if origin.access_key else None,
+            origin.secret_key.get_secret_value() if origin.secret_key else None,
+        )
+    from dfstore.core.fs import FilesystemBackend
+
+    return FilesystemBackend(Path(origin.path).expanduser() if origin.path else Path(home) / "origin")

@@ -187,6 +187,9 @@ class FilesystemBackend:
         data = meta_dir / f"{h}.data" if dir_key else node
         return _Loc(bucket, key, bucket_dir, node, data, meta_dir / f"{h}.json", dir_key)
 
+    def check_key(self, bucket: str, key: str) -> None:
+        self._loc(bucket, key)
+
     def _inside(self, loc: _Loc, path: Path) -> bool:
         """True when `path` (after following symlinks) stays inside the bucket directory."""
         real = os.path.realpath(path)

@@ -153,6 +153,10 @@ class S3Backend:
 
     # ---- objects -------------------------------------------------------------------------
 
+    def check_key(self, bucket: str, key: str) -> None:
+        check_bucket(bucket)
+        check_key(bucket, key)
+
     async def head_object(self, bucket: str, key: str) -> ObjectMeta:
         check_bucket(bucket)
         check_key(bucket, key)
