@@ -151,6 +151,7 @@ def write_ready_file(path: Path, started: Started) -> None:
 
 
 async def run_manager(config: ManagerConfig, ready_file: Path | None = None) -> None:
+    log.debug("effective config: %s", config.model_dump_json())  # SecretStr fields print masked
     db, services, generated = await asyncio.to_thread(_open_services, config)
     app = build_app(config, services)
     runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT, handle_signals=False)
