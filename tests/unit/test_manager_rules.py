@@ -66,7 +66,7 @@ def test_password_and_token_hashing() -> None:
 def test_config_rules() -> None:
     with pytest.raises(ConfigError, match="tls"):
         load_config(ManagerConfig, overrides={"server": {"rest": {"tls": {"cert": "/c.pem"}}}})
-    with pytest.raises(ConfigError, match="database.type"):
+    with pytest.raises(ConfigError, match=r"database\.type"):
         load_config(ManagerConfig, overrides={"database": {"type": "oracle"}})
     cfg = load_config(ManagerConfig, env_prefix="DFLY_MANAGER",
                       environ={"DFLY_MANAGER__OBJECT_STORAGE__SECRET_KEY": "s3cr3t",
