@@ -23,6 +23,7 @@ from dfstore.core.writeback import WriteBackQueue
 from dfstore.http.app import RUNNER_KWARGS as DFSTORE_RUNNER_KWARGS
 from dfstore.http.app import create_app as create_dfstore_app
 from p2p.daemon.httpsource import HTTPSource
+from p2p.daemon.p2p import P2PNode
 from p2p.daemon.store import PieceStore
 from p2p.daemon.tasks import TaskManager
 from p2p.daemon.upload import upload_app
@@ -86,7 +87,14 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
         http_source = HTTPSource()
         stack.push_async_callback(http_source.close)
         sources = SourceRouter({"dfs": BackendSource(backend), "http": http_source, "https": http_source})
-        tasks = TaskManager(store, sources, source_concurrency=config.daemon.download.source_concurrency)
+        p2p_node = P2PNode(config.daemon, sources)
+        stack.push_async_callback(p2p_node.aclose)  # closed after the TaskManager's downloads
+        tasks = TaskManager(
+            store,
+            sources,
+            source_concurrency=config.daemon.download.source_concurrency,
+            downloader_factory=p2p_node.downloader_factory,
+        )
         stack.push_async_callback(tasks.close)
 
         wb = config.dfstore.writeback
@@ -106,6 +114,7 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
         upload_port = await _start_site(
             stack, upload_app(store), host, config.daemon.upload.port, fallback=config.port_fallback
         )
+        await p2p_node.start(tasks, upload_port=upload_port)
         dfstore_url = ""
         if config.dfstore.enable:
             origin = config.dfstore.origin

@@ -116,6 +116,11 @@ class SchedulerClient:
             self._changed.set()
         return sorted(healthy)
 
+    async def wait_changed(self) -> None:
+        """Until the set of healthy schedulers changes."""
+        await self._changed.wait()
+        self._changed.clear()
+
     async def watch_health(self) -> None:
         """Runs until cancelled."""
         while True:

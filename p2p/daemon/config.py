@@ -27,6 +27,7 @@ class DownloadSection(Section):
     source_concurrency: int = Field(default=4, ge=1, description="ranged origin reads in flight per task")
     parent_concurrency: int = Field(default=4, ge=1, description="piece fetches from parents in flight")
     rate_limit_bps: int = Field(default=0, ge=0, description="0 = unlimited")
+    piece_timeout_s: float = Field(default=30, gt=0, description="one piece from a parent")
 
 
 class UploadSection(Section):
@@ -39,6 +40,16 @@ class UploadSection(Section):
 class SchedulerSection(Section):
     addresses: list[str] = Field(default_factory=list)  # host:port of schedulers; empty = back-to-source only
     manager: str = ""  # manager REST address to discover schedulers from
+    schedule_timeout_s: float = Field(default=30, gt=0, description="wait for parents before the origin")
+    health_interval_s: float = Field(default=2, gt=0, description="gRPC health checks of the schedulers")
+    announce_interval_s: float = Field(default=30, gt=0, description="AnnounceHost to every scheduler")
+
+
+class RPCSection(Section):
+    """The daemon's gRPC server (seed peers: the scheduler's TriggerTask)."""
+
+    listen: str = "127.0.0.1"
+    port: int = Field(default=65000, ge=0, le=65535, description="0 = any free port")
 
 
 class DaemonConfig(Section):
@@ -49,3 +60,4 @@ class DaemonConfig(Section):
     download: DownloadSection = DownloadSection()
     upload: UploadSection = UploadSection()
     scheduler: SchedulerSection = SchedulerSection()
+    rpc: RPCSection = RPCSection()

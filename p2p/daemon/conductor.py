@@ -1,0 +1,334 @@
+"""The P2P downloader: one run of one task through the scheduler, plugged into the TaskManager seam.
+
+A run registers the peer with the scheduler that owns the task (consistent hashing), opens the report
+stream and follows its packets: parents to fetch pieces from, or an instruction to go to the origin.
+It follows each parent's piece list while that parent is still downloading, fetches pieces from
+several parents at once, checks every piece's xxh3 digest before it is stored (a lying parent is
+blocked and reported, its bytes never reach a reader), and reports every piece and the result.
+
+With no scheduler reachable, no packet within `schedule_timeout_s`, or a broken scheduler stream
+before any parent was given, the run reads from the origin instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+from p2p.daemon.dispatcher import Dispatcher, Job, Mode, ParentState
+from p2p.daemon.parents import ParentError
+from p2p.daemon.taskstore import TaskStore
+from p2p.errors import P2PError, PieceDigestMismatch, SchedulerUnavailable, SourceError
+from p2p.proto.values import (
+    Code,
+    PeerPacket,
+    PeerResult,
+    PieceReport,
+    Registration,
+    ReportKind,
+    TaskSpec,
+)
+from p2p.types import PeerID, PieceInfo, SourceStat
+
+if TYPE_CHECKING:
+    from p2p.clients.scheduler import ReportStream
+    from p2p.daemon.p2p import P2PNode
+
+log = logging.getLogger(__name__)
+
+SOURCE_ATTEMPTS = 3
+BUSY_BACKOFF_S = 0.05
+
+
+class Conductor:
+    """A `Downloader` (see p2p/daemon/tasks.py). One instance per download run."""
+
+    def __init__(self, node: P2PNode, task: TaskStore, url: str, stat: SourceStat) -> None:
+        self.node = node
+        self.url = url
+        self.stat = stat
+        self.peer_id: PeerID = node.new_peer_id()
+        self.source_bytes = 0
+        self._stream: ReportStream | None = None
+        self._syncers: dict[PeerID, asyncio.Task[None]] = {}
+        self._dispatcher: Dispatcher | None = None
+        self._task: TaskStore = task
+        self._address: str | None = None
+
+    # ---- entry -------------------------------------------------------------------------------
+
+    async def run(self, task: TaskStore) -> None:
+        self._task = task
+        present = {n for n in range(task.piece_count) if task.has_piece(n)}
+        workers = self.node.config.download.parent_concurrency
+        dispatcher = self._dispatcher = Dispatcher(task.piece_count, present, workers=workers, rng=random.Random())
+        if dispatcher.complete:
+            return
+        address = self.node.scheduler.pick(task.task_id) if self.node.scheduler is not None else None
+        if address is None:
+            log.info("task_id=%s no scheduler reachable: back-to-source", task.task_id)
+            dispatcher.to_source()
+            await self._work(dispatcher)
+            return
+        started = time.monotonic()
+        try:
+            await self._run_p2p(task, dispatcher)
+        except asyncio.CancelledError:
+            raise
+        except P2PError as exc:
+            await self._report_result(False, started, code=Code.SCHED_ERROR, description=exc.message)
+            raise
+        else:
+            await self._report_result(True, started)
+        finally:
+            await self._shutdown()
+
+    async def _run_p2p(self, task: TaskStore, dispatcher: Dispatcher) -> None:
+        scheduler = self.node.scheduler
+        assert scheduler is not None
+        spec = TaskSpec(url=self.url, stat=self.stat, piece_size=task.piece_size)
+        reg = Registration(task_id=task.task_id, peer_id=self.peer_id, host=self.node.host_info, spec=spec)
+        try:
+            address, _scope = await scheduler.register(reg)
+            self._stream = scheduler.open_reports(address)
+            self._address = address
+            await self._stream.send(PieceReport(kind=ReportKind.BEGIN, task_id=task.task_id, peer_id=self.peer_id))
+        except P2PError as exc:
+            log.info("task_id=%s registration failed (%s): back-to-source", task.task_id, exc.message)
+            dispatcher.to_source()
+            await self._work(dispatcher)
+            return
+        follower = asyncio.get_running_loop().create_task(self._follow(self._stream, dispatcher, reg))
+        try:
+            await self._work(dispatcher)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+    # ---- following the scheduler ----------------------------------------------------------------
+
+    async def _follow(self, stream: ReportStream, dispatcher: Dispatcher, reg: Registration) -> None:
+        timeout = self.node.config.scheduler.schedule_timeout_s
+        packets = stream.packets()
+        try:
+            while True:
+                wait = timeout if dispatcher.mode is Mode.WAITING else None
+                try:
+                    packet = await asyncio.wait_for(anext(packets), wait)
+                except TimeoutError:
+                    log.info("task_id=%s no parents within %.0fs: back-to-source", reg.task_id, timeout)
+                    dispatcher.to_source()
+                    return
+                except StopAsyncIteration:
+                    break
+                if not await self._apply(packet, dispatcher, reg):
+                    return
+        except SchedulerUnavailable as exc:
+            log.info("task_id=%s scheduler stream ended: %s", reg.task_id, exc.message)
+        # The scheduler is gone: keep the parents we have; with none, read from the origin.
+        if dispatcher.mode is Mode.WAITING or not dispatcher.parents:
+            dispatcher.to_source()
+
+    async def _apply(self, packet: PeerPacket, dispatcher: Dispatcher, reg: Registration) -> bool:
+        """Apply one packet; False once no further packets matter."""
+        if packet.code is Code.OK:
+            added, removed = dispatcher.set_parents(packet.parents)
+            for state in removed:
+                self._stop_syncer(state.peer_id)
+            for state in added:
+                self._start_syncer(state, dispatcher)
+            log.debug("task_id=%s parents %s", reg.task_id, [p.peer_id for p in packet.parents])
+            return True
+        if packet.code is Code.REREGISTER and self.node.scheduler is not None:
+            await self.node.scheduler.register(reg)
+            assert self._stream is not None
+            await self._stream.send(PieceReport(kind=ReportKind.BEGIN, task_id=reg.task_id, peer_id=reg.peer_id))
+            return True
+        # NEED_BACK_TO_SOURCE, or scheduling gave up: the origin is the way left.
+        log.info("task_id=%s scheduler says %s: back-to-source", reg.task_id, packet.code.name)
+        dispatcher.to_source()
+        return False
+
+    # ---- following parents -------------------------------------------------------------------------
+
+    def _start_syncer(self, parent: ParentState, dispatcher: Dispatcher) -> None:
+        self._syncers[parent.peer_id] = asyncio.get_running_loop().create_task(self._sync(parent, dispatcher))
+
+    def _stop_syncer(self, peer_id: PeerID) -> None:
+        job = self._syncers.pop(peer_id, None)
+        if job is not None:
+            job.cancel()
+
+    async def _sync(self, parent: ParentState, dispatcher: Dispatcher) -> None:
+        """Follow a parent's piece list until it has every piece."""
+        task = self._task
+        while not parent.done and parent.peer_id in dispatcher.parents:
+            try:
+                table = await self.node.parents.piece_table(parent.info, task.task_id, have=len(parent.pieces))
+            except ParentError as exc:
+                log.info("task_id=%s parent %s: %s", task.task_id, parent.peer_id, exc.message)
+                await self._parent_failed(parent, None, exc.code)
+                return
+            if table.piece_size != task.piece_size or table.content_length != task.content_length:
+                await self._parent_failed(parent, None, Code.PIECE_DOWNLOAD_FAIL)
+                return
+            dispatcher.update_pieces(parent, table.pieces, table.done)
+
+    async def _parent_failed(self, parent: ParentState, piece: PieceInfo | None, code: Code) -> None:
+        """Stop using a parent in this run and tell the scheduler, which sends other parents."""
+        dispatcher = self._dispatcher
+        assert dispatcher is not None
+        dispatcher.block(parent.peer_id)
+        self._stop_syncer(parent.peer_id)
+        await self._send(
+            PieceReport(
+                kind=ReportKind.PIECE,
+                task_id=self._task.task_id,
+                peer_id=self.peer_id,
+                parent_id=parent.peer_id,
+                piece=piece,
+                success=False,
+                code=code,
+            )
+        )
+        if not dispatcher.parents and self._stream is None:
+            dispatcher.to_source()
+
+    async def _send(self, report: PieceReport) -> None:
+        if self._stream is None:
+            return
+        try:
+            await self._stream.send(report)
+        except SchedulerUnavailable:
+            # Without a scheduler no new parents come: once the current ones are gone, use the origin.
+            self._stream = None
+            dispatcher = self._dispatcher
+            if dispatcher is not None and not dispatcher.parents:
+                dispatcher.to_source()
+
+    # ---- fetching pieces ------------------------------------------------------------------------
+
+    async def _work(self, dispatcher: Dispatcher) -> None:
+        workers = max(1, self.node.config.download.parent_concurrency)
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(workers):
+                tg.create_task(self._worker(dispatcher))
+
+    async def _worker(self, dispatcher: Dispatcher) -> None:
+        while (job := await dispatcher.next()) is not None:
+            started = time.monotonic()
+            try:
+                piece = await (self._from_parent(job) if job.parent is not None else self._from_source(job))
+            except (ParentError, PieceDigestMismatch) as exc:
+                dispatcher.failed(job)
+                assert job.parent is not None
+                if isinstance(exc, ParentError) and exc.busy:
+                    await asyncio.sleep(BUSY_BACKOFF_S)
+                    continue
+                code = exc.code if isinstance(exc, ParentError) else Code.DIGEST_MISMATCH
+                log.warning(
+                    "task_id=%s piece=%d from parent %s failed: %s",
+                    self._task.task_id,
+                    job.number,
+                    job.parent.peer_id,
+                    exc.message,
+                )
+                await self._parent_failed(job.parent, job.parent.pieces.get(job.number), code)
+                continue
+            except BaseException:
+                dispatcher.failed(job)
+                raise
+            cost_ms = (time.monotonic() - started) * 1000
+            dispatcher.finished(job, cost_ms)
+            await self._send(
+                PieceReport(
+                    kind=ReportKind.PIECE,
+                    task_id=self._task.task_id,
+                    peer_id=self.peer_id,
+                    parent_id=job.parent.peer_id if job.parent is not None else None,
+                    piece=piece,
+                    cost_ms=int(cost_ms),
+                    finished_count=len(dispatcher.present),
+                )
+            )
+
+    async def _from_parent(self, job: Job) -> PieceInfo:
+        parent = job.parent
+        assert parent is not None
+        expected = parent.pieces[job.number]
+        await self.node.download_limit.acquire(expected.size)
+        data = await self.node.parents.fetch_piece(parent.info, self._task.task_id, expected)
+        # The digest check: bytes that do not match are dropped here and never reach a reader.
+        return await self._task.write_piece(job.number, data, expected_digest=expected.digest)
+
+    async def _from_source(self, job: Job) -> PieceInfo:
+        task = self._task
+        base = task.byte_range.start if task.byte_range is not None else 0
+        length = task.piece_length(job.number)
+        offset = base + job.number * task.piece_size
+        await self.node.download_limit.acquire(length)
+        for attempt in range(1, SOURCE_ATTEMPTS + 1):
+            try:
+                data = await self._read_source(offset, length)
+                break
+            except SourceError as exc:
+                if attempt == SOURCE_ATTEMPTS or type(exc) is not SourceError:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+        self.source_bytes += length
+        return await task.write_piece(job.number, data)
+
+    async def _read_source(self, offset: int, length: int) -> bytearray:
+        buf, pos = bytearray(length), 0
+        stream = self.node.sources.read(self.url, offset, length)
+        try:
+            async for chunk in stream:
+                end = pos + len(chunk)
+                if end > length:
+                    raise SourceError(f"origin sent more than the {length} bytes asked for")
+                buf[pos:end] = chunk
+                pos = end
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if pos != length:
+            raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")
+        return buf
+
+    # ---- the end -------------------------------------------------------------------------------
+
+    async def _report_result(self, success: bool, started: float, code: Code = Code.OK, description: str = "") -> None:
+        scheduler, address = self.node.scheduler, self._address
+        if scheduler is None or address is None:
+            return
+        task = self._task
+        await self._send(PieceReport(kind=ReportKind.END, task_id=task.task_id, peer_id=self.peer_id))
+        result = PeerResult(
+            task_id=task.task_id,
+            peer_id=self.peer_id,
+            success=success,
+            content_length=task.content_length,
+            total_piece_count=task.piece_count,
+            cost_ms=int((time.monotonic() - started) * 1000),
+            code=code,
+            description=description,
+            source_bytes=self.source_bytes,
+        )
+        with contextlib.suppress(P2PError):
+            await scheduler.report_result(address, result)
+
+    async def _shutdown(self) -> None:
+        syncers = list(self._syncers.values())
+        for peer_id in list(self._syncers):
+            self._stop_syncer(peer_id)
+        await asyncio.gather(*syncers, return_exceptions=True)
+        if self._stream is not None:
+            await self._stream.close()
+            self._stream.cancel()
+            self._stream = None

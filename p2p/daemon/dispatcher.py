@@ -1,0 +1,147 @@
+"""Which piece to fetch next, and from where: the daemon-side piece dispatcher of one download.
+
+It knows the task's missing pieces, the pieces each parent has (learned from the parents' piece
+lists while they are still downloading), the pieces in flight and a per-parent score (mean cost,
+lower is better; a failure counts as a slow piece). Workers call `next()` and get either a piece from
+a parent or, once the download switched to the origin, a piece to read from the origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from dataclasses import dataclass, field
+
+from p2p.proto.values import ParentInfo
+from p2p.types import PeerID, PieceInfo
+
+FAILURE_COST_MS = 60_000.0
+RANDOM_RATIO = 0.1  # sometimes ignore scores so a slow-looking parent gets another chance
+WINDOW_FACTOR = 2  # pick among the first (workers x this) fetchable pieces, so children spread out
+
+
+class Mode(enum.Enum):
+    WAITING = "waiting"  # registered, no parents yet
+    PEERS = "peers"
+    SOURCE = "source"
+
+
+@dataclass
+class ParentState:
+    info: ParentInfo
+    pieces: dict[int, PieceInfo] = field(default_factory=dict)
+    score_ms: float = 0.0
+    done: bool = False
+
+    @property
+    def peer_id(self) -> PeerID:
+        return self.info.peer_id
+
+
+@dataclass(frozen=True)
+class Job:
+    number: int
+    parent: ParentState | None  # None: read the piece from the origin
+
+
+class Dispatcher:
+    def __init__(self, piece_count: int, present: set[int], *, workers: int, rng: random.Random | None = None):
+        self.piece_count = piece_count
+        self.present = set(present)
+        self.in_flight: set[int] = set()
+        self.parents: dict[PeerID, ParentState] = {}
+        self.blocked: set[PeerID] = set()
+        self.mode = Mode.WAITING
+        self._window = max(1, workers * WINDOW_FACTOR)
+        self._rng = rng or random.Random()
+        self._changed = asyncio.Event()
+
+    # ---- updates -----------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    def set_parents(self, parents: tuple[ParentInfo, ...]) -> tuple[list[ParentState], list[ParentState]]:
+        """Replace the parent set; returns (added, removed). Blocked parents are never re-added."""
+        wanted = {p.peer_id: p for p in parents if p.peer_id not in self.blocked}
+        removed = [s for pid, s in self.parents.items() if pid not in wanted]
+        added = []
+        for pid, info in wanted.items():
+            if pid not in self.parents:
+                self.parents[pid] = ParentState(info=info)
+                added.append(self.parents[pid])
+        for state in removed:
+            del self.parents[state.peer_id]
+        if self.mode is Mode.WAITING and self.parents:
+            self.mode = Mode.PEERS
+        self._notify()
+        return added, removed
+
+    def update_pieces(self, parent: ParentState, pieces: list[PieceInfo], done: bool) -> None:
+        for piece in pieces:
+            parent.pieces[piece.number] = piece
+        parent.done = done
+        self._notify()
+
+    def block(self, peer_id: PeerID) -> ParentState | None:
+        """Never use this parent again in this download (it failed or lied)."""
+        self.blocked.add(peer_id)
+        state = self.parents.pop(peer_id, None)
+        self._notify()
+        return state
+
+    def to_source(self) -> None:
+        self.mode = Mode.SOURCE
+        self._notify()
+
+    def finished(self, job: Job, cost_ms: float) -> None:
+        self.in_flight.discard(job.number)
+        self.present.add(job.number)
+        if job.parent is not None:
+            job.parent.score_ms = (job.parent.score_ms + cost_ms) / 2
+        self._notify()
+
+    def failed(self, job: Job) -> None:
+        self.in_flight.discard(job.number)
+        if job.parent is not None:
+            job.parent.score_ms = (job.parent.score_ms + FAILURE_COST_MS) / 2
+        self._notify()
+
+    # ---- choosing ----------------------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        return len(self.present) >= self.piece_count
+
+    def _missing(self) -> list[int]:
+        return [n for n in range(self.piece_count) if n not in self.present and n not in self.in_flight]
+
+    def _pick(self) -> Job | None:
+        missing = self._missing()
+        if not missing:
+            return None
+        if self.mode is Mode.SOURCE:
+            return Job(number=missing[0], parent=None)
+        parents = list(self.parents.values())
+        if self._rng.random() < RANDOM_RATIO:
+            self._rng.shuffle(parents)
+        else:
+            parents.sort(key=lambda s: s.score_ms)
+        fetchable = [n for n in missing if any(n in s.pieces for s in parents)][: self._window]
+        if not fetchable:
+            return None
+        number = self._rng.choice(fetchable)
+        parent = next(s for s in parents if number in s.pieces)
+        return Job(number=number, parent=parent)
+
+    async def next(self) -> Job | None:
+        """The next job, waiting until one is possible; None once every piece is present."""
+        while not self.complete:
+            job = self._pick()
+            if job is not None:
+                self.in_flight.add(job.number)
+                return job
+            self._changed.clear()
+            await self._changed.wait()
+        return None

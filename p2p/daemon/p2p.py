@@ -1,0 +1,151 @@
+"""The daemon's P2P side: scheduler client, health watching, host announcements, the seed trigger
+server and the downloader factory that plugs the conductor into the TaskManager.
+
+Composition (in the daemon process):
+
+    node = P2PNode(config.daemon, sources)                 # no I/O yet
+    tasks = TaskManager(store, sources, downloader_factory=node.downloader_factory, ...)
+    ... start the upload server, learn its port ...
+    await node.start(tasks, upload_port=port)             # health checks, announcer, seed gRPC
+    ...
+    await node.aclose()
+
+Before `start` (or with no scheduler configured) every download goes to the origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from p2p.clients.interceptor import ExceptionToStatusInterceptor
+from p2p.clients.scheduler import SchedulerClient
+from p2p.common.ids import host_id, local_hostname, peer_id
+from p2p.daemon.announcer import Announcer
+from p2p.daemon.conductor import Conductor
+from p2p.daemon.config import DaemonConfig
+from p2p.daemon.parents import ParentClient
+from p2p.daemon.ratelimit import RateLimiter
+from p2p.daemon.tasks import TaskManager
+from p2p.daemon.taskstore import TaskStore
+from p2p.proto import convert
+from p2p.proto import scheduler_pb2 as pb
+from p2p.proto import scheduler_pb2_grpc as pb_grpc
+from p2p.proto.values import HostInfo, HostType
+from p2p.source import SourceRouter
+from p2p.types import HostID, PeerID, SourceStat
+
+log = logging.getLogger(__name__)
+
+DAEMON_SERVICE = "dfly.p2p.v1.Daemon"
+
+
+class _DaemonServicer(pb_grpc.DaemonServicer):
+    def __init__(self, tasks: TaskManager) -> None:
+        self._tasks = tasks
+
+    async def TriggerTask(  # noqa: N802 (name fixed by the generated base class)
+        self, request: pb.TriggerTaskRequest, context: aio.ServicerContext
+    ) -> pb.TriggerTaskResponse:
+        # Starting the download is enough: it belongs to the TaskManager, and the conductor registers
+        # this seed with the scheduler, which sends it to the origin.
+        _task_id, spec = convert.trigger_from_pb(request)
+        reader = await self._tasks.open(spec.url, stat=spec.stat)
+        await reader.aclose()
+        return pb.TriggerTaskResponse()
+
+
+class P2PNode:
+    def __init__(self, config: DaemonConfig, sources: SourceRouter) -> None:
+        self.config = config
+        self.sources = sources
+        self.scheduler: SchedulerClient | None = None
+        self.download_limit = RateLimiter(config.download.rate_limit_bps)
+        self.host_info = self._host(download_port=config.upload.port, rpc_port=0)
+        self._session: aiohttp.ClientSession | None = None
+        self._parents: ParentClient | None = None
+        self._jobs: list[asyncio.Task[None]] = []
+        self._server: aio.Server | None = None
+        self._health: Any = None
+        self._announcer: Announcer | None = None
+        self.rpc_port = 0
+
+    def _host(self, *, download_port: int, rpc_port: int) -> HostInfo:
+        cfg = self.config
+        hostname = cfg.host.hostname or local_hostname()
+        # The upload port is part of the id so that several daemons on one machine are distinct hosts.
+        return HostInfo(
+            id=HostID(host_id(cfg.host.ip, f"{hostname}-{download_port}")),
+            ip=cfg.host.ip,
+            hostname=hostname,
+            download_port=download_port,
+            rpc_port=rpc_port,
+            type=HostType.SUPER_SEED if cfg.seed else HostType.NORMAL,
+            idc=cfg.host.idc,
+            location=cfg.host.location,
+            upload_limit=0,  # the scheduler's default for the host type
+        )
+
+    @property
+    def parents(self) -> ParentClient:
+        if self._parents is None:
+            self._session = aiohttp.ClientSession()
+            self._parents = ParentClient(self._session, piece_timeout_s=self.config.download.piece_timeout_s)
+        return self._parents
+
+    def new_peer_id(self) -> PeerID:
+        return peer_id(self.config.host.ip, seed=self.config.seed)
+
+    def downloader_factory(self, task: TaskStore, url: str, stat: SourceStat) -> Conductor:
+        return Conductor(self, task, url, stat)
+
+    async def start(self, tasks: TaskManager, *, upload_port: int) -> None:
+        loop = asyncio.get_running_loop()
+        if self.config.seed:
+            await self._start_rpc(tasks)
+        self.host_info = self._host(download_port=upload_port, rpc_port=self.rpc_port)
+        addresses = self.config.scheduler.addresses
+        if not addresses:
+            log.info("no scheduler configured: every download goes to the origin")
+            return
+        self.scheduler = SchedulerClient(addresses, health_interval_s=self.config.scheduler.health_interval_s)
+        with contextlib.suppress(Exception):
+            await self.scheduler.check_health()  # a first answer before serving; none is fine too
+        self._announcer = Announcer(self.scheduler, self.host_info, self.config.scheduler.announce_interval_s)
+        self._jobs.append(loop.create_task(self.scheduler.watch_health(), name="scheduler-health"))
+        self._jobs.append(loop.create_task(self._announcer.run(), name="announcer"))
+
+    async def _start_rpc(self, tasks: TaskManager) -> None:
+        server = aio.server(interceptors=[ExceptionToStatusInterceptor()])
+        pb_grpc.add_DaemonServicer_to_server(_DaemonServicer(tasks), server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        rpc = self.config.rpc
+        port = server.add_insecure_port(f"{rpc.listen}:{rpc.port}")
+        if port == 0:
+            raise OSError(f"cannot bind the daemon gRPC server to {rpc.listen}:{rpc.port}")
+        await server.start()
+        for name in ("", DAEMON_SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._server, self.rpc_port = server, port
+
+    async def aclose(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if self._announcer is not None:
+            await self._announcer.leave()
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(1.0)
+        if self.scheduler is not None:
+            await self.scheduler.aclose()
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,195 @@
+"""A P2P cluster as real processes: a scheduler, a seed peer and peers, over a real S3 origin whose
+bytes are counted on the wire (`rclone serve s3` behind a counting TCP relay)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import xxhash
+import yaml
+
+from dfly.procs import Child, spawn
+from tests.cluster import start_daemon
+from tests.fixtures.rclone import RcloneS3, rclone_s3  # noqa: F401  (fixture)
+from tests.integration.test_dfstore_coalescing import write_object
+
+MiB = 1024 * 1024
+pytestmark = [pytest.mark.cluster]
+
+
+def start_scheduler(workdir: Path, extra: dict[str, Any] | None = None, name: str = "scheduler") -> Child:
+    cfg: dict[str, Any] = {
+        "server": {"listen": "127.0.0.1", "port": 0},
+        "scheduling": {"retry_interval_s": 0.05},
+        "records": {"path": str(workdir / name / "records.jsonl"), "buffer_size": 0},
+    } | (extra or {})
+    (workdir / name).mkdir(parents=True, exist_ok=True)
+    path = workdir / name / "scheduler.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return spawn(
+        name,
+        ["p2p.scheduler", "--config", str(path)],
+        ready_file=workdir / name / "ready.json",
+        log_path=workdir / name / "scheduler.log",
+    )
+
+
+def records(workdir: Path, name: str = "scheduler") -> list[dict[str, Any]]:
+    path = workdir / name / "records.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+class CountingRelay:
+    """A loopback TCP relay on the test's event loop; counts the bytes the origin sends back."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.bytes_from_target = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> CountingRelay:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            target_r, target_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.close()
+            return
+        self._writers |= {client_w, target_w}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, counted: bool) -> None:
+            try:
+                while data := await src.read(MiB):
+                    if counted:
+                        self.bytes_from_target += len(data)
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        try:
+            await asyncio.gather(pipe(client_r, target_w, False), pipe(target_r, client_w, True))
+        finally:
+            self._writers -= {client_w, target_w}
+
+
+class Cluster:
+    def __init__(self, workdir: Path, rclone: RcloneS3, proxy: CountingRelay) -> None:
+        self.workdir = workdir
+        self.rclone = rclone
+        self.proxy = proxy
+        self.origin = {
+            "kind": "s3",
+            "endpoint": f"http://127.0.0.1:{proxy.port}",
+            "access_key": rclone.access_key,
+            "secret_key": rclone.secret_key,
+        }
+        self.stack = ExitStack()
+        self.scheduler_address = ""
+
+    def scheduler(self, port: int = 0) -> Child:
+        child = start_scheduler(self.workdir, {"server": {"listen": "127.0.0.1", "port": port}})
+        self.stack.callback(child.stop)
+        self.scheduler_address = child.ready["address"]
+        return child
+
+    def daemon(self, name: str, *, seed: bool = False, schedulers: list[str] | None = None) -> Child:
+        extra = {
+            "daemon": {
+                "seed": seed,
+                "rpc": {"listen": "127.0.0.1", "port": 0},
+                "scheduler": {
+                    "addresses": schedulers if schedulers is not None else [self.scheduler_address],
+                    "health_interval_s": 0.5,
+                    "schedule_timeout_s": 10,
+                },
+            }
+        }
+        child = start_daemon(self.workdir, self.origin, name=name, extra=extra)
+        self.stack.callback(child.stop)
+        return child
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, rclone_s3: RcloneS3) -> AsyncIterator[Cluster]:  # noqa: F811
+    async with CountingRelay(rclone_s3.port) as relay:
+        c = Cluster(tmp_path, rclone_s3, relay)
+        try:
+            yield c
+        finally:
+            await asyncio.to_thread(c.close)
+
+
+async def read_object(session: aiohttp.ClientSession, url: str) -> tuple[int, int, str]:
+    digest, size = xxhash.xxh3_128(), 0
+    async with session.get(url, headers={"Range": ""}) as response:
+        async for chunk in response.content.iter_chunked(MiB):
+            digest.update(chunk)
+            size += len(chunk)
+        return response.status, size, digest.hexdigest()
+
+
+async def get_all(urls: list[str], timeout_s: float = 100) -> list[tuple[int, int, str]]:
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        return await asyncio.gather(*(read_object(session, u) for u in urls))
+
+
+def put_object(cluster: Cluster, size: int) -> tuple[str, str]:
+    bucket = f"p-{uuid.uuid4().hex[:10]}"
+    return bucket, write_object(cluster.rclone.root / bucket / "obj.bin", size)
+
+
+def wait_for(predicate: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_four_peers_and_a_seed_read_the_origin_once(cluster: Cluster) -> None:
+    size = 64 * MiB
+    bucket, expected = await asyncio.to_thread(put_object, cluster, size)
+    await asyncio.to_thread(cluster.scheduler)
+    await asyncio.to_thread(cluster.daemon, "seed", seed=True)
+    peers = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(4)]
+    await asyncio.sleep(1.0)  # health checks and host announcements
+    before = cluster.proxy.bytes_from_target
+    started = time.monotonic()
+    results = await get_all([f"{p.ready['dfstore']}/buckets/{bucket}/objects/obj.bin" for p in peers])
+    elapsed = time.monotonic() - started
+    origin_bytes = cluster.proxy.bytes_from_target - before
+    assert results == [(200, size, expected)] * 4
+    assert origin_bytes <= 1.1 * size, f"origin sent {origin_bytes / MiB:.1f} MiB for {size / MiB:.0f} MiB"
+    done = records(cluster.workdir)
+    by_peer_source = [r["source_bytes"] for r in done if r["success"]]
+    assert sum(by_peer_source) == size  # exactly one copy came from the origin
+    print(f"4 peers x {size // MiB} MiB in {elapsed:.1f}s; origin sent {origin_bytes / MiB:.2f} MiB")
