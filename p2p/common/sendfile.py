@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from aiohttp import web
 
@@ -17,6 +17,12 @@ from p2p.types import FileRegion, MiB
 
 CHUNK_BYTES = MiB  # fallback read size when sendfile is not available
 NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))  # honour aiohttp's own switch
+
+
+class Limiter(Protocol):
+    """A byte-rate limit (p2p.common.ratelimit.TokenBucket)."""
+
+    async def acquire(self, n: int) -> None: ...
 
 
 class _OpenFile:
@@ -40,14 +46,19 @@ class _OpenFile:
 
 
 async def send_regions(
-    request: web.BaseRequest, response: web.StreamResponse, regions: AsyncIterator[FileRegion]
+    request: web.BaseRequest,
+    response: web.StreamResponse,
+    regions: AsyncIterator[FileRegion],
+    *,
+    limiter: Limiter | None = None,
 ) -> None:
     """Write each region to the prepared `response`, in order, with `loop.sendfile` on the transport.
 
     Falls back to 1 MiB reads in a thread when sendfile is unavailable (TLS, chunked or compressed
     responses, AIOHTTP_NOSENDFILE). The caller sets Content-Length and calls `prepare()` before, and
     `write_eof()` after. Errors from `regions` propagate: after `prepare()` the caller can only abort
-    the connection. The regions iterator is closed on return.
+    the connection. The regions iterator is closed on return. With a `limiter`, bytes go out in
+    1 MiB slices, each after `await limiter.acquire(size)`.
     """
     loop = asyncio.get_running_loop()
     use_sendfile = not (NOSENDFILE or response.chunked or response.compression)
@@ -58,24 +69,34 @@ async def send_regions(
             if region.length <= 0:
                 continue
             fobj = await opened.get(region.path)
-            if use_sendfile:
-                if not headers_flushed:
-                    await response.write(b"")  # push out headers aiohttp may still hold back
-                    headers_flushed = True
-                transport = request.transport
-                if transport is None or transport.is_closing():
-                    raise ConnectionResetError("client went away")
-                try:
-                    await loop.sendfile(transport, fobj, region.offset, region.length, fallback=False)
-                    continue
-                except (NotImplementedError, asyncio.SendfileNotAvailableError):
-                    use_sendfile = False
-            await _write_chunks(response, fobj, region)
+            for part in _slices(region) if limiter is not None else (region,):
+                if limiter is not None:
+                    await limiter.acquire(part.length)
+                if use_sendfile:
+                    if not headers_flushed:
+                        await response.write(b"")  # push out headers aiohttp may still hold back
+                        headers_flushed = True
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        raise ConnectionResetError("client went away")
+                    try:
+                        await loop.sendfile(transport, fobj, part.offset, part.length, fallback=False)
+                        continue
+                    except (NotImplementedError, asyncio.SendfileNotAvailableError):
+                        use_sendfile = False
+                await _write_chunks(response, fobj, part)
     finally:
         await opened.close()
         aclose = getattr(regions, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _slices(region: FileRegion) -> list[FileRegion]:
+    return [
+        FileRegion(region.path, off, min(CHUNK_BYTES, region.offset + region.length - off))
+        for off in range(region.offset, region.offset + region.length, CHUNK_BYTES)
+    ]
 
 
 async def _write_chunks(response: web.StreamResponse, fobj: BinaryIO, region: FileRegion) -> None:

@@ -227,7 +227,8 @@ class TaskManager:
         self.sources = sources
         self._source_concurrency = source_concurrency
         self._factory = downloader_factory or self._back_to_source
-        self._jobs: dict[TaskID, asyncio.Task[None]] = {}
+        self._jobs: dict[TaskID, tuple[TaskStore, asyncio.Task[None]]] = {}
+        self._all_jobs: set[asyncio.Task[None]] = set()  # includes stale jobs of deleted tasks
         self._closed = False
 
     def _back_to_source(self, task: TaskStore, url: str, stat: SourceStat) -> Downloader:
@@ -292,22 +293,30 @@ class TaskManager:
         return tid
 
     def downloading(self, task_id: TaskID) -> bool:
-        job = self._jobs.get(task_id)
-        return job is not None and not job.done()
+        """Whether a download of this task id is running now."""
+        entry = self._jobs.get(task_id)
+        return entry is not None and not entry[1].done()
 
     def _ensure_download(self, task: TaskStore, url: str, stat: SourceStat) -> None:
-        if task.done or self.downloading(task.task_id):
+        if task.done:
+            return
+        entry = self._jobs.get(task.task_id)
+        # a job left over from a deleted task of the same id does not count
+        if entry is not None and entry[0] is task and not entry[1].done():
             return
         if self._closed:
             raise P2PError("task manager is closed")
         task.clear_failure()
         task.pin()  # a running download keeps its task from GC
         job = asyncio.create_task(self._download(task, url, stat), name=f"download-{task.task_id[:12]}")
-        self._jobs[task.task_id] = job
+        self._jobs[task.task_id] = (task, job)
+        self._all_jobs.add(job)
         job.add_done_callback(lambda j: self._forget(task.task_id, j))
 
     def _forget(self, task_id: TaskID, job: asyncio.Task[None]) -> None:
-        if self._jobs.get(task_id) is job:
+        self._all_jobs.discard(job)
+        entry = self._jobs.get(task_id)
+        if entry is not None and entry[1] is job:
             del self._jobs[task_id]
 
     async def _download(self, task: TaskStore, url: str, stat: SourceStat) -> None:
@@ -315,6 +324,7 @@ class TaskManager:
         try:
             while not task.done:
                 await self._factory(task, url, stat).run(task)
+                await task.finish()  # a no-op unless the last piece came from another writer
                 if task.done:
                     break
                 idle_runs += 1  # pieces went missing during the run (dropped as corrupt): go again
@@ -336,7 +346,7 @@ class TaskManager:
     async def close(self) -> None:
         """Cancel every download this manager owns and wait for them to end."""
         self._closed = True
-        jobs = list(self._jobs.values())
+        jobs = list(self._all_jobs)
         for job in jobs:
             job.cancel()
         for job in jobs:

@@ -262,6 +262,14 @@ class TaskStore:
         self.touch()
         self._notify()
 
+    async def finish(self) -> None:
+        """Complete the task when every piece is here: idempotent, waits for a completion under way."""
+        while not self.done and len(self._pieces) == self.piece_count:
+            if self._finishing:
+                await self.wait_changed()
+            else:
+                await self._finish()
+
     async def _finish(self) -> None:
         """Every piece landed: fsync the data, then record the task as done in its metadata."""
         if self._finishing or self.done:
@@ -270,14 +278,14 @@ class TaskStore:
         try:
             snapshot = self._snapshot(done=True)
             await asyncio.to_thread(self._save_done, snapshot)
+            # a piece may have been dropped while we were saving
+            self.done = len(self._pieces) == self.piece_count
+            self._saved_access = snapshot["last_access"]
         except OSError as exc:
             raise StorageError(f"cannot complete task {self.task_id}: {exc.strerror}") from exc
         finally:
             self._finishing = False
-        # a piece may have been dropped while we were saving
-        self.done = len(self._pieces) == self.piece_count
-        self._saved_access = snapshot["last_access"]
-        self._notify()
+            self._notify()
 
     def _save_done(self, snapshot: dict[str, Any]) -> None:
         fd = os.open(self.data_path, os.O_RDONLY)

@@ -239,3 +239,25 @@ async def test_download_survives_a_child_hanging_up(server: Server) -> None:
     assert not task.pinned
     async with server.http.get(url, headers={"Range": f"bytes=0-{len(data) - 1}"}) as resp:
         assert await resp.read() == data
+
+
+async def test_rate_limit_spreads_the_bytes(tmp_path: Path) -> None:
+    store = PieceStore(tmp_path / "store", gc_interval_s=0)
+    await store.start()
+    data = blob(3 * 1024 * 1024)
+    task = await full_task(store, "slow", data)
+    runner, base = await _serve(upload_app(store, rate_limit_bps=8 * 1024 * 1024))  # burst 8 MiB, then 8 MiB/s
+    try:
+        url = f"{base}/download/{task.task_id[:3]}/{task.task_id}"
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as http:
+            for _ in range(3):  # 9 MiB in all: the last MiB waits for tokens
+                async with http.get(url, headers={"Range": f"bytes=0-{len(data) - 1}"}) as resp:
+                    assert await resp.read() == data
+            started = loop.time()
+            async with http.get(url, headers={"Range": f"bytes=0-{len(data) - 1}"}) as resp:
+                assert await resp.read() == data
+            assert loop.time() - started >= 0.3  # 3 MiB at 8 MiB/s with the bucket empty
+    finally:
+        await runner.cleanup()
+        await store.close()

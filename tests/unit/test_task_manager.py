@@ -17,7 +17,7 @@ from p2p.common.ids import task_id
 from p2p.daemon.httpsource import HTTPSource
 from p2p.daemon.store import PieceStore
 from p2p.daemon.tasks import TaskManager, TaskReader
-from p2p.errors import P2PError, SourceError, SourceNotFound
+from p2p.errors import P2PError, SourceError, SourceNotFound, TaskNotFound
 from p2p.source import SourceRouter
 from p2p.types import ByteRange, MiB, TaskID
 from tests.httporigin import Origin, Served, serve_origin
@@ -270,6 +270,21 @@ async def test_close_cancels_downloads_and_wakes_readers(env: Env) -> None:
         await asyncio.wait_for(reading, 5)
     with pytest.raises(P2PError):
         await env.tasks.open(url)
+
+
+async def test_task_deleted_mid_download_starts_over(env: Env) -> None:
+    data = blob(2 * PS)
+    url = env.origin.put("gone", data)
+    env.origin.hold_from = PS
+    first = await env.tasks.open(url)
+    reading = asyncio.create_task(read_all(first))
+    await asyncio.sleep(0.05)
+    await env.store.delete(first.task_id)
+    with pytest.raises(TaskNotFound):
+        await asyncio.wait_for(reading, 5)
+    second = await env.tasks.open(url)  # a new task of the same id while the old job may still run
+    env.origin.release.set()
+    assert await asyncio.wait_for(read_all(second), 10) == data
 
 
 async def test_import_file_seeds_the_cache(env: Env) -> None:
