@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -33,10 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Presigned URLs and long keys make long request lines; S3 allows 8 KiB of headers per field.
-RUNNER_KWARGS: dict = {
-    "access_log": None,
-    "handler_args": {"max_line_size": 64 * 1024, "max_field_size": 16 * 1024},
-}
+RUNNER_KWARGS: dict[str, Any] = {"max_line_size": 64 * 1024, "max_field_size": 16 * 1024}
 
 DEPS = web.AppKey("gateway_deps", Deps)
 REQUEST_ID = web.RequestKey("s3_request_id", str)

@@ -16,53 +16,22 @@ from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from dfstore.errors import AccessDenied, InvalidAccessKeyId, RequestTimeTooSkewed, SignatureDoesNotMatch
+from gateway import sigv2
 from gateway.errors import (
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     ExpiredPresignedRequest,
     MissingContentSHA256,
 )
+from gateway.signed import UNSIGNED_PAYLOAD, AuthContext, SignedRequest
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_PRESIGN_EXPIRES_S = 7 * 24 * 3600
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    """What SigV4 covers. `headers` maps lowercase names to every value sent; `query` is decoded pairs."""
-
-    method: str
-    raw_path: str  # the path exactly as sent (percent-encoded), without the query
-    query: Sequence[tuple[str, str]]
-    headers: Mapping[str, Sequence[str]]
-
-    def header(self, name: str) -> str:
-        values = self.headers.get(name)
-        return values[0] if values else ""
-
-    def query_value(self, name: str) -> str | None:
-        for k, v in self.query:
-            if k == name:
-                return v
-        return None
-
-
-@dataclass(frozen=True)
-class AuthContext:
-    """A verified request: enough to verify the signatures chained through an aws-chunked body."""
-
-    access_key: str
-    amz_date: str
-    scope: str
-    signing_key: bytes
-    seed_signature: str
-    payload_hash: str  # x-amz-content-sha256 (or UNSIGNED-PAYLOAD for presigned URLs)
 
 
 @dataclass(frozen=True)
@@ -174,6 +143,10 @@ def is_presigned(req: SignedRequest) -> bool:
     return req.query_value("X-Amz-Signature") is not None or req.query_value("X-Amz-Credential") is not None
 
 
+def is_presigned_v2(req: SignedRequest) -> bool:
+    return req.query_value("AWSAccessKeyId") is not None and req.query_value("Signature") is not None
+
+
 def verify(
     req: SignedRequest,
     credentials: Mapping[str, str],
@@ -182,10 +155,15 @@ def verify(
     max_skew: timedelta = timedelta(minutes=15),
 ) -> AuthContext:
     """Check the request's SigV4 signature (header or presigned). `credentials` maps access key -> secret."""
-    if req.header("authorization"):
+    authorization = req.header("authorization")
+    if authorization.startswith("AWS "):
+        return sigv2.verify_header(req, credentials, now, max_skew)
+    if authorization:
         return _verify_header(req, credentials, now, max_skew)
     if is_presigned(req):
         return _verify_presigned(req, credentials, now)
+    if is_presigned_v2(req):
+        return sigv2.verify_presigned(req, credentials, now)
     raise AccessDenied("Access Denied: the request is not signed")
 
 

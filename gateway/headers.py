@@ -69,6 +69,8 @@ def object_headers(meta: ObjectMeta, query: Mapping[str, str]) -> dict[str, str]
     }
     headers.update({k: v for k, v in optional.items() if v})
     for name, value in meta.user_meta.items():
+        if name == "digest" and value == f"md5:{meta.etag}":
+            continue  # the object service's own record of the MD5, not the user's metadata
         headers[META_PREFIX + name] = value
     for param, header in RESPONSE_OVERRIDES.items():
         if param in query:

@@ -56,6 +56,7 @@ async def get_object(call: S3Call) -> web.StreamResponse:
         if spec is not None:
             status = 206
             span = reader.byte_range
+            assert span is not None  # the service resolves every range it was given
             headers["Content-Range"] = f"bytes {span.start}-{span.end}/{reader.meta.size}"
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = reader.content_length
