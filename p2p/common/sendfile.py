@@ -20,7 +20,7 @@ NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))  # honour aiohttp's own 
 
 
 class Limiter(Protocol):
-    """A byte-rate limit (p2p.common.ratelimit.TokenBucket)."""
+    """A byte-rate limit, e.g. p2p.daemon.ratelimit.RateLimiter."""
 
     async def acquire(self, n: int) -> None: ...
 

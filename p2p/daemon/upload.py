@@ -8,7 +8,7 @@ Routes:
   present and verified first (see p2p/daemon/store.py), else 404: a child only asks for pieces the
   piece list showed, so a miss means the piece was just dropped and the child should look elsewhere.
   Unknown task: 404; malformed Range: 400; a span past the end: 416; no free upload slot: 503.
-  With a rate limit, every upload together stays under it (1 MiB sendfile slices, token bucket).
+  With a rate limit, every upload together stays under it (1 MiB sendfile slices, p2p/daemon/ratelimit.py).
 - `GET /tasks/{task_id}/pieces[?have=N&wait_s=S]` -> JSON of the pieces present now:
   `{"task_id", "content_length", "piece_size", "piece_count", "done", "task_digest",
   "pieces": [{"number", "offset", "size", "digest"}, ...]}` (pieces ordered by number). With
@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from p2p.common.httprange import MalformedRange, RangeNotSatisfiable, parse_range
-from p2p.common.ratelimit import TokenBucket
 from p2p.common.sendfile import send_regions
+from p2p.daemon.ratelimit import RateLimiter
 from p2p.daemon.store import PieceStore, TaskStore
 from p2p.daemon.taskstore import valid_task_id
 from p2p.errors import PieceDigestMismatch, PieceNotFound
@@ -35,7 +35,7 @@ from p2p.types import ByteRange, FileRegion, TaskID
 
 STORE_KEY = web.AppKey("piece_store", PieceStore)
 SLOTS_KEY = web.AppKey("upload_slots", asyncio.Semaphore)
-LIMIT_KEY = web.AppKey("upload_rate_limit", TokenBucket)
+LIMIT_KEY = web.AppKey("upload_rate_limit", RateLimiter)
 MAX_WAIT_S = 30.0
 
 
@@ -47,7 +47,7 @@ def upload_app(store: PieceStore, *, slots: int = 0, rate_limit_bps: int = 0) ->
     if slots > 0:
         app[SLOTS_KEY] = asyncio.Semaphore(slots)
     if rate_limit_bps > 0:
-        app[LIMIT_KEY] = TokenBucket(rate_limit_bps)
+        app[LIMIT_KEY] = RateLimiter(rate_limit_bps)
     app.router.add_get("/healthy", _healthy)
     app.router.add_get("/download/{prefix}/{task_id}", _download)
     app.router.add_get("/tasks/{task_id}/pieces", _pieces)

@@ -246,7 +246,7 @@ async def test_rate_limit_spreads_the_bytes(tmp_path: Path) -> None:
     await store.start()
     data = blob(3 * 1024 * 1024)
     task = await full_task(store, "slow", data)
-    runner, base = await _serve(upload_app(store, rate_limit_bps=8 * 1024 * 1024))  # burst 8 MiB, then 8 MiB/s
+    runner, base = await _serve(upload_app(store, rate_limit_bps=8 * 1024 * 1024))  # burst 8 MiB (one second), then 8 MiB/s
     try:
         url = f"{base}/download/{task.task_id[:3]}/{task.task_id}"
         loop = asyncio.get_running_loop()
