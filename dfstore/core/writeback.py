@@ -142,6 +142,7 @@ class WriteBackQueue:
             self._seq = max(self._seq, entry.seq)
             self._queue(entry.ident)
         if entries:
+            self._idle.clear()
             log.info("write-back journal %s: resuming %d pending writes", self.dir, len(entries))
         self._workers = [asyncio.create_task(self._worker(), name=f"writeback-{i}") for i in range(self._workers_n)]
 
