@@ -97,6 +97,10 @@ def running_gateway(workdir: Path, *, auth: bool = True, domain: str = "") -> It
         except BaseException:  # reported through `started`
             pass
         finally:
+            leftovers = asyncio.all_tasks(loop)  # connection handlers the runner left behind
+            for task in leftovers:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.close()
 
     thread = threading.Thread(target=run, name="gateway", daemon=True)

@@ -1,0 +1,247 @@
+"""Bad input gets the right S3 error, every response has a request id, and the process survives.
+
+Requests are signed with botocore's signer and sent with http.client, so the test controls every
+byte (no Content-Length, odd Expect values, aws-chunked bodies, garbage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import socket
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import boto3
+import pytest
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+
+from gateway import auth as sigv4
+from tests.integration.gateway_fixtures import Gateway, running_gateway
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with running_gateway(tmp_path_factory.mktemp("gw")) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def bucket(gw: Gateway) -> str:
+    name = f"e-{uuid.uuid4().hex[:12]}"
+    _s3(gw).create_bucket(Bucket=name)
+    return name
+
+
+def _s3(gw: Gateway) -> Any:
+    return boto3.client("s3", endpoint_url=gw.endpoint, aws_access_key_id=gw.access_key,
+                        aws_secret_access_key=gw.secret_key, region_name=gw.region)
+
+
+def _signed_headers(gw: Gateway, method: str, path: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
+                    payload: str | None = None, secret: str | None = None, key: str | None = None) -> dict[str, str]:
+    request = AWSRequest(method=method, url=gw.endpoint + path, data=body, headers=headers or {})
+    request.headers["x-amz-content-sha256"] = payload or hashlib.sha256(body).hexdigest()
+    signer = S3SigV4Auth(Credentials(key or gw.access_key, secret or gw.secret_key), "s3", gw.region)
+    if payload is not None:
+        signer.payload = lambda _request: payload  # type: ignore[method-assign]
+    signer.add_auth(request)
+    return dict(request.headers.items())
+
+
+def _send(gw: Gateway, method: str, path: str, body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def _code(body: bytes) -> str:
+    return ET.fromstring(body).findtext("Code") or ""
+
+
+def _check_error(result: tuple[int, dict[str, str], bytes], status: int, code: str) -> None:
+    got_status, headers, body = result
+    assert (got_status, _code(body)) == (status, code), body[:300]
+    assert headers["content-type"].startswith("application/xml")
+    assert headers["x-amz-request-id"]
+    assert ET.fromstring(body).findtext("RequestId") == headers["x-amz-request-id"]
+
+
+def test_wrong_signature_wrong_key_and_unsigned(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/k"
+    _check_error(_send(gw, "GET", path, headers=_signed_headers(gw, "GET", path, secret="wrong")), 403,
+                 "SignatureDoesNotMatch")
+    _check_error(_send(gw, "GET", path, headers=_signed_headers(gw, "GET", path, key="NOPE")), 403,
+                 "InvalidAccessKeyId")
+    _check_error(_send(gw, "GET", path), 403, "AccessDenied")
+
+
+def test_clock_skew(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/k"
+    headers = _signed_headers(gw, "GET", path)
+    skewed = (datetime.now(UTC) - timedelta(minutes=20)).strftime(sigv4.AMZ_DATE_FORMAT)
+    # Re-sign with the skewed date so only the clock is wrong, not the signature.
+    creds = {gw.access_key: gw.secret_key}
+    headers["X-Amz-Date"] = skewed
+    signed = ["host", "x-amz-content-sha256", "x-amz-date"]
+    canonical = sigv4.canonical_request(
+        "GET", path, "", {"host": [f"127.0.0.1:{gw.port}"], "x-amz-content-sha256": [sigv4.EMPTY_SHA256],
+                          "x-amz-date": [skewed]}, signed, sigv4.EMPTY_SHA256)
+    scope = f"{skewed[:8]}/{gw.region}/s3/aws4_request"
+    key = sigv4.signing_key(creds[gw.access_key], skewed[:8], gw.region, "s3")
+    signature = sigv4.sign(key, sigv4.string_to_sign(skewed, scope, canonical))
+    headers = {"X-Amz-Date": skewed, "x-amz-content-sha256": sigv4.EMPTY_SHA256,
+               "Authorization": f"AWS4-HMAC-SHA256 Credential={gw.access_key}/{scope}, "
+                                f"SignedHeaders={';'.join(signed)}, Signature={signature}"}
+    _check_error(_send(gw, "GET", path, headers=headers), 403, "RequestTimeTooSkewed")
+
+
+def test_expired_presigned_url(gw: Gateway, bucket: str) -> None:
+    _s3(gw).put_object(Bucket=bucket, Key="pre", Body=b"x")
+    request = AWSRequest(method="GET", url=f"{gw.endpoint}/{bucket}/pre")
+    S3SigV4QueryAuth(Credentials(gw.access_key, gw.secret_key), "s3", gw.region, expires=1).add_auth(request)
+    url = urlsplit(request.url)
+    assert _send(gw, "GET", f"{url.path}?{url.query}")[0] == 200
+    time.sleep(2.1)
+    status, _, body = _send(gw, "GET", f"{url.path}?{url.query}")
+    assert (status, _code(body)) == (403, "AccessDenied") and b"expired" in body
+
+
+def test_unknown_bucket_and_key_and_head_without_body(gw: Gateway, bucket: str) -> None:
+    path = "/no-such-bucket-here/k"
+    _check_error(_send(gw, "GET", path, headers=_signed_headers(gw, "GET", path)), 404, "NoSuchBucket")
+    _check_error(_send(gw, "GET", "/no-such-bucket-here", headers=_signed_headers(gw, "GET", "/no-such-bucket-here")),
+                 404, "NoSuchBucket")
+    path = f"/{bucket}/missing"
+    _check_error(_send(gw, "GET", path, headers=_signed_headers(gw, "GET", path)), 404, "NoSuchKey")
+    status, headers, body = _send(gw, "HEAD", path, headers=_signed_headers(gw, "HEAD", path))
+    assert (status, body) == (404, b"") and headers["x-amz-request-id"]
+
+
+def test_range_nine_to_three(gw: Gateway, bucket: str) -> None:
+    _s3(gw).put_object(Bucket=bucket, Key="ten", Body=b"0123456789")
+    path = f"/{bucket}/ten"
+    headers = _signed_headers(gw, "GET", path, headers={"Range": "bytes=9-3"})
+    _check_error(_send(gw, "GET", path, headers=headers), 416, "InvalidRange")
+    headers = _signed_headers(gw, "GET", path, headers={"Range": "bytes=20-"})
+    result = _send(gw, "GET", path, headers=headers)
+    _check_error(result, 416, "InvalidRange")
+    assert result[1]["content-range"] == "bytes */10"
+
+
+def test_key_too_long(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/" + quote("k" * 2048)
+    headers = _signed_headers(gw, "PUT", path, body=b"x")
+    _check_error(_send(gw, "PUT", path, body=b"x", headers=headers), 400, "KeyTooLongError")
+
+
+def test_malformed_xml_and_bad_part_order(gw: Gateway, bucket: str) -> None:
+    s3 = _s3(gw)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    path = f"/{bucket}/mp?uploadId={upload}"
+    body = b"<CompleteMultipartUpload><Part><PartNumber>1"
+    _check_error(_send(gw, "POST", path, body, _signed_headers(gw, "POST", path, body=body)), 400, "MalformedXML")
+    etags = [s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=n, Body=b"p" * (5 * 1024 * 1024))
+             ["ETag"] for n in (1, 2)]
+    parts = [{"PartNumber": 2, "ETag": etags[1]}, {"PartNumber": 1, "ETag": etags[0]}]
+    with pytest.raises(s3.exceptions.ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload={"Parts": parts})
+    assert exc.value.response["Error"]["Code"] == "InvalidPartOrder"
+    with pytest.raises(s3.exceptions.ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"' + "0" * 32 + '"'}]})
+    assert exc.value.response["Error"]["Code"] == "InvalidPart"
+
+
+def test_missing_content_length_and_expect(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/nolen"
+    headers = _signed_headers(gw, "PUT", path, payload=sigv4.UNSIGNED_PAYLOAD)
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
+    conn.putrequest("PUT", path, skip_accept_encoding=True)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    conn.send(b"5\r\nhello\r\n0\r\n\r\n")
+    resp = conn.getresponse()
+    assert resp.status == 411 and _code(resp.read()) == "MissingContentLength"
+    conn.close()
+    # An Expect value we do not know is ignored, not answered with 417.
+    path = f"/{bucket}/expect"
+    headers = _signed_headers(gw, "PUT", path, body=b"abc", headers={"Expect": "something-else"})
+    assert _send(gw, "PUT", path, b"abc", headers)[0] == 200
+
+
+def _head(gw: Gateway, method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{gw.port}"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_expect_100_continue_waits_for_auth(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/cont"
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        headers = _signed_headers(gw, "PUT", path, body=b"abc", headers={"Expect": "100-continue"})
+        sock.sendall(_head(gw, "PUT", path, headers | {"Content-Length": "3"}))
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(b"abc")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        headers = _signed_headers(gw, "PUT", path, body=b"abc", headers={"Expect": "100-continue"}, secret="bad")
+        sock.sendall(_head(gw, "PUT", path, headers | {"Content-Length": "3"}))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 403")  # refused before the body is sent
+
+
+def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False) -> tuple[int, dict[str, str], bytes]:
+    body = AwsChunkedWrapper(io.BytesIO(payload), checksum_cls=Crc32Checksum,
+                             checksum_name="x-amz-checksum-crc32").read()
+    if damage:
+        body = body.replace(b"x-amz-checksum-crc32:", b"x-amz-checksum-crc32:A")
+    extra = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(payload)),
+             "x-amz-trailer": "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm": "CRC32"}
+    headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_UNSIGNED_TRAILER)
+    headers["Content-Length"] = str(len(body))
+    return _send(gw, "PUT", path, body, headers)
+
+
+def test_aws_chunked_trailer_checksum(gw: Gateway, bucket: str) -> None:
+    payload = bytes(range(256)) * 4200  # a little over 1 MiB: two chunks
+    status, headers, _ = _chunked_put(gw, f"/{bucket}/trailer", payload)
+    assert status == 200 and headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
+    assert _s3(gw).get_object(Bucket=bucket, Key="trailer")["Body"].read() == payload
+    status, _, body = _chunked_put(gw, f"/{bucket}/trailer-bad", payload, damage=True)
+    assert status == 400 and _code(body) == "BadDigest"
+    with pytest.raises(_s3(gw).exceptions.ClientError):
+        _s3(gw).head_object(Bucket=bucket, Key="trailer-bad")
+
+
+def test_sha256_mismatch(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/sha"
+    headers = _signed_headers(gw, "PUT", path, body=b"right")
+    _check_error(_send(gw, "PUT", path, b"wrong", headers), 400, "XAmzContentSHA256Mismatch")
+
+
+def test_survives_garbage(gw: Gateway, bucket: str) -> None:
+    junk = [b"\x00\xff" * 100 + b"\r\n\r\n", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\n\r\n",
+            b"PUT /x/y HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"GET / HTTP/1.1\r\nHost: [\r\n\r\n"]
+    for data in junk:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(4096)
+    path = "/" + bucket + "/%ff%fe"
+    assert _send(gw, "GET", path, headers=_signed_headers(gw, "GET", path))[0] in (400, 403, 404)
+    assert "Buckets" in _s3(gw).list_buckets()  # still serving
