@@ -35,8 +35,15 @@ class Backend(Protocol):
 
     def read_object(self, bucket: str, key: str, offset: int, length: int) -> AsyncIterator[bytes]: ...
 
-    async def put_object(self, bucket: str, key: str, path: Path, options: PutOptions) -> ObjectMeta:
-        """Write the file at `path` as the object (the caller keeps the file)."""
+    async def put_object(
+        self, bucket: str, key: str, path: Path, options: PutOptions, *, etag: str | None = None
+    ) -> ObjectMeta:
+        """Write the file at `path` as the object (the caller keeps the file).
+
+        `etag`, when the caller already knows it (the MD5 it computed while spooling, or a multipart
+        `md5-N`), is kept by origins that store their own ETags (the directory origin, which then
+        skips hashing the file again); S3 origins compute theirs and ignore it.
+        """
         ...
 
     async def copy_object(

@@ -205,7 +205,10 @@ class S3Backend:
         finally:
             await asyncio.to_thread(body.close)
 
-    async def put_object(self, bucket: str, key: str, path: Path, options: PutOptions) -> ObjectMeta:
+    async def put_object(
+        self, bucket: str, key: str, path: Path, options: PutOptions, *, etag: str | None = None
+    ) -> ObjectMeta:
+        """`etag` is ignored: the S3 service computes its own."""
         check_bucket(bucket)
         check_key(bucket, key)
         args = _put_args(options)

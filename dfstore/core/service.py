@@ -208,7 +208,9 @@ class ObjectService:
         await self.writeback.supersede(bucket, key)
         if pending is not None:
             # the source has not reached the origin yet: write our copy of its bytes there
-            return await self.backend.put_object(bucket, key, pending.data, options or pending.options)
+            return await self.backend.put_object(
+                bucket, key, pending.data, options or pending.options, etag=pending.meta.etag
+            )
         return await self.backend.copy_object(bucket, key, src_bucket, src_key, options)
 
     async def delete_object(self, bucket: str, key: str) -> None:
@@ -273,7 +275,7 @@ class ObjectService:
         )
         if mode == PutMode.WRITE_BACK:
             await self.writeback.supersede(bucket, key)  # an older pending write must not land after this
-            meta = await self.backend.put_object(bucket, key, path, options)
+            meta = await self.backend.put_object(bucket, key, path, options, etag=etag)
         else:
             meta = local
         await self._import(meta, path, required=mode == PutMode.EPHEMERAL)

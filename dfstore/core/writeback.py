@@ -318,7 +318,9 @@ class WriteBackQueue:
     async def _upload(self, entry: PendingEntry) -> None:
         entry.in_flight = True
         try:
-            await self._backend.put_object(entry.meta.bucket, entry.meta.key, entry.data, entry.options)
+            await self._backend.put_object(
+                entry.meta.bucket, entry.meta.key, entry.data, entry.options, etag=entry.meta.etag
+            )
         except Exception as exc:  # every failure is retried: an acknowledged write is never dropped
             entry.attempts += 1
             delay = min(self._retry_initial_s * 2 ** (entry.attempts - 1), self._retry_max_s)

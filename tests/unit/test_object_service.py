@@ -266,6 +266,7 @@ async def test_put_object_file_and_copy(node: Node, tmp_path: Path) -> None:
     assert meta.etag == "abc-2" and src.exists()
     assert await node.writeback.drain(10)
     assert await get(node, "mp") == b"multipart result"
+    assert (await node.backend.head_object(B, "mp")).etag == "abc-2"  # the directory origin keeps it
     await node.service.copy_object(B, "mp-copy", B, "mp", options=PutOptions(content_type="t/c"))
     copy = await node.service.head_object(B, "mp-copy")
     assert (copy.size, copy.content_type) == (16, "t/c")
