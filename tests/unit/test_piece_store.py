@@ -277,3 +277,27 @@ async def test_adopt_fills_a_task_being_downloaded(tmp_path: Path) -> None:
     assert got is task and task.done and task.data_path.read_bytes() == data
     assert (await asyncio.wait_for(waiter, 5)).number == 2
     await store.close()
+
+
+async def test_concurrent_creates_make_one_task(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    made = await asyncio.gather(
+        *(store.create(tid("same"), url="u", content_length=PS, piece_size=PS, content_type="t") for _ in range(8))
+    )
+    assert all(t is made[0] for t in made) and len(store.tasks()) == 1
+    await store.close()
+
+
+async def test_gc_loop_runs_in_the_background(tmp_path: Path) -> None:
+    clock = Clock()
+    store = PieceStore(tmp_path, ttl_s=10, gc_interval_s=0.02, clock=clock)
+    await store.start()
+    task = await store.create(tid("bg"), url="u", content_length=1, piece_size=PS, content_type="t")
+    await task.write_piece(0, b"z")
+    clock.now += 11
+    for _ in range(250):  # bounded: 5 s at most
+        if store.get(task.task_id) is None:
+            break
+        await asyncio.sleep(0.02)
+    assert store.get(task.task_id) is None and not task.directory.exists()
+    await store.close()
