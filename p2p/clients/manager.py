@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -304,3 +305,123 @@ class SchedulerDirectory:
         while True:
             await self.refresh()
             await asyncio.sleep(interval_s)
+
+
+PreheatHandler = Callable[[PreheatRun], Awaitable[str]]
+SnapshotSource = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+class SchedulerAgent:
+    """A scheduler's side of the manager contract, in one object the scheduler owns and runs:
+
+    register (retried until the manager answers), keepalive every `interval_s`, keep the latest
+    `features` (kept as they were while the manager is down), and run each preheat handed over with
+    `on_preheat(run)`, reporting SUCCESS with its return value as message, or FAILURE with the error.
+    The scheduler itself must consult `allows("preheat")` before serving any preheat request and
+    `allows("schedule")` before accepting peers.
+    """
+
+    def __init__(
+        self, client: ManagerClient, *, host_name: str, ip: str, port: int, scheduler_cluster_id: int = 1,
+        idc: str = "", location: str = "", interval_s: float = 5.0, on_preheat: PreheatHandler | None = None,
+        snapshot: SnapshotSource | None = None, initial_features: frozenset[str] = frozenset({"schedule", "preheat"}),
+    ) -> None:
+        self._client = client
+        self._identity = {"host_name": host_name, "ip": ip, "port": port, "idc": idc, "location": location,
+                          "scheduler_cluster_id": scheduler_cluster_id}
+        self._interval_s = interval_s
+        self._on_preheat = on_preheat
+        self._snapshot = snapshot
+        self.features = initial_features
+        self.scheduler_id: int | None = None
+        self.registered = asyncio.Event()
+
+    def allows(self, feature: str) -> bool:
+        return feature in self.features
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as runs:
+            while True:
+                if self.scheduler_id is None:
+                    await self.register()
+                await asyncio.sleep(self._interval_s)
+                await self.beat(runs)
+
+    async def register(self) -> bool:
+        try:
+            record = await self._client.register_scheduler(**self._identity)  # type: ignore[arg-type]
+        except (ManagerUnavailable, ManagerRequestError):
+            return False  # tried again after the next interval; features stay as they were
+        self.scheduler_id, self.features = record.id, record.features
+        self.registered.set()
+        return True
+
+    async def beat(self, runs: asyncio.TaskGroup | None = None) -> KeepAliveReply | None:
+        """One keepalive; preheat runs it brings are started in `runs` (or awaited here when None)."""
+        if self.scheduler_id is None:
+            return None
+        tasks, peers = self._snapshot() if self._snapshot else (None, None)
+        try:
+            reply = await self._client.keepalive_scheduler(self.scheduler_id, tasks=tasks, peers=peers)
+        except ManagerRequestError as exc:
+            if exc.status == 404:  # deleted in the manager: register again on the next run()
+                self.scheduler_id = None
+            return None
+        except ManagerUnavailable:
+            return None
+        self.features = reply.features
+        for job in reply.jobs:
+            if runs is None:
+                await self._preheat(job)
+            else:
+                runs.create_task(self._preheat(job))
+        return reply
+
+    async def _preheat(self, job: PreheatRun) -> None:
+        assert self.scheduler_id is not None
+        try:
+            if self._on_preheat is None or not self.allows("preheat"):
+                raise P2PError("scheduler has the preheat feature disabled")
+            message, state = await self._on_preheat(job), "SUCCESS"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of the preheat is the run's result, not the agent's
+            message, state = f"{type(exc).__name__}: {exc}", "FAILURE"
+        for _attempt in range(3):
+            try:
+                await self._client.report_job(job.job_id, scheduler_id=self.scheduler_id, state=state,
+                                              message=message)
+                return
+            except ManagerUnavailable:
+                await asyncio.sleep(self._interval_s)
+            except ManagerRequestError:
+                return  # the job was deleted meanwhile
+
+
+class SeedPeerAgent:
+    """A seed peer's registration and keepalive loop (state active while it runs)."""
+
+    def __init__(self, client: ManagerClient, *, host_name: str, ip: str, port: int, download_port: int,
+                 seed_peer_cluster_id: int = 1, idc: str = "", location: str = "", interval_s: float = 5.0) -> None:
+        self._client = client
+        self._identity = {"host_name": host_name, "ip": ip, "port": port, "download_port": download_port,
+                          "seed_peer_cluster_id": seed_peer_cluster_id, "idc": idc, "location": location}
+        self._interval_s = interval_s
+        self.seed_peer_id: int | None = None
+        self.registered = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self.seed_peer_id is None:
+                    record = await self._client.register_seed_peer(**self._identity)  # type: ignore[arg-type]
+                    self.seed_peer_id = record.id
+                    self.registered.set()
+                else:
+                    await self._client.keepalive_seed_peer(self.seed_peer_id)
+            except ManagerRequestError as exc:
+                if exc.status == 404:
+                    self.seed_peer_id = None
+            except ManagerUnavailable:
+                pass  # the manager is down; keep trying
+            await asyncio.sleep(self._interval_s)
