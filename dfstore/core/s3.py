@@ -255,11 +255,15 @@ class S3Backend:
     ) -> ListPage:
         check_bucket(bucket)
         limit = clamp_max_keys(max_keys)
+        if limit == 0:
+            await self.head_bucket(bucket)
+            return ListPage([], [], False)
         entries: dict[str, ObjectMeta | None] = {}  # key or common prefix -> meta (None for a prefix)
         cursor = marker
         truncated = True
         # Some servers return short pages; keep asking until the page is full or the listing ends.
-        while truncated and len(entries) <= limit:
+        # Asking for one more than needed tells "exactly full" from "more to come" in one call.
+        while truncated and len(entries) < limit:
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": delimiter, "MaxKeys": limit + 1}
             if cursor:
                 kwargs["Marker"] = cursor

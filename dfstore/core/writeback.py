@@ -138,6 +138,9 @@ class WriteBackQueue:
         """Resume the entries a previous process left, then start the workers."""
         entries = await asyncio.to_thread(self._load)
         for entry in entries:
+            current = self._latest.get(entry.ident)
+            if current is not None and current.seq >= entry.seq:
+                continue  # enqueued by this process before start()
             self._latest[entry.ident] = entry
             self._seq = max(self._seq, entry.seq)
             self._queue(entry.ident)

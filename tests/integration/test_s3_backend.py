@@ -20,6 +20,7 @@ from dfstore.errors import (
 )
 from dfstore.models import PutOptions
 from tests.fixtures.rclone import RcloneS3, free_port, rclone_s3  # noqa: F401
+from tests.unit.test_fs_backend import model_list
 
 B = "bkt"
 
@@ -148,3 +149,23 @@ async def test_wrong_credentials_and_dead_origin_are_backend_errors(rclone_s3: R
     with pytest.raises(BackendError, match="unreachable"):
         await dead.head_object(B, "k")
     await dead.close()
+
+
+async def test_paging_walks_every_entry_once(s3: S3Backend, tmp_path: Path) -> None:
+    keys = ["a-b", "a/x", "a/y/z", "b0", "b/c", "c+d", "é", "z/1", "z/2", "zz"]  # no file/dir clash
+    for key in keys:
+        await put(s3, tmp_path, key, b"")
+    for delimiter in ["", "/"]:
+        seen: list[str] = []
+        marker = ""
+        for _ in range(20):
+            page = await s3.list_objects(B, marker=marker, delimiter=delimiter, max_keys=3)
+            entries = sorted([o.key for o in page.objects] + page.common_prefixes, key=str.encode)
+            assert len(entries) == 3 or not page.is_truncated  # never under-filled
+            seen += entries
+            if not page.is_truncated:
+                break
+            marker = page.next_marker
+        assert seen == model_list(keys, "", "", delimiter, 1000)
+    empty = await s3.list_objects(B, max_keys=0)
+    assert (empty.objects, empty.common_prefixes, empty.is_truncated) == ([], [], False)
