@@ -177,6 +177,7 @@ class PieceStore:
         the store shares its inode. If the task is being downloaded meanwhile, its missing pieces are
         copied in from the file instead.
         """
+        final = self._task_dir(task_id)
         existing = self._tasks.get(task_id)
         if existing is not None and existing.done:
             existing.touch()
@@ -194,20 +195,18 @@ class PieceStore:
             last_access=self._clock(),
         )
         try:
-            pieces = await asyncio.to_thread(probe.stage_import, Path(path))
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StorageError(f"cannot import {task_id}: {exc.strerror}") from exc
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        try:
+            try:
+                pieces = await asyncio.to_thread(probe.stage_import, Path(path))
+            except OSError as exc:
+                raise StorageError(f"cannot import {task_id}: {exc.strerror}") from exc
             async with self._create_lock:
                 existing = self._tasks.get(task_id)
                 if existing is None:
-                    final = self._task_dir(task_id)
-                    await asyncio.to_thread(probe.install_import, pieces, final)
-                    task = TaskStore.load(final, self._clock)
+                    try:
+                        await asyncio.to_thread(probe.install_import, pieces, final)
+                        task = await asyncio.to_thread(TaskStore.load, final, self._clock)
+                    except OSError as exc:
+                        raise StorageError(f"cannot import {task_id}: {exc.strerror}") from exc
                     task.trust_all()  # we just digested these very bytes
                     self._tasks[task_id] = task
                     return task

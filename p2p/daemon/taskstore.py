@@ -196,6 +196,8 @@ class TaskStore:
         try:
             digest = await asyncio.to_thread(self._write_sync, offset, data, expected_digest)
         except OSError as exc:
+            if self._deleted:
+                raise TaskNotFound(f"task {self.task_id} was deleted") from exc
             raise StorageError(f"cannot write piece {n} of task {self.task_id}: {exc.strerror}") from exc
         if digest is None:
             raise PieceDigestMismatch(f"piece {n} of task {self.task_id} does not match its expected digest")
@@ -443,7 +445,13 @@ class TaskStore:
         """Create the task's directory, its sparse data file and its first metadata."""
         if self.directory.exists():
             shutil.rmtree(self.directory)  # leftovers of a task we no longer know (deleted mid-write)
-        self.directory.mkdir(parents=True)
+        for attempt in range(2):
+            try:
+                self.directory.mkdir(parents=True)
+                break
+            except FileNotFoundError:  # a delete removed the empty prefix directory under us
+                if attempt:
+                    raise
         with open(self.data_path, "wb") as f:
             f.truncate(self.content_length)
         self._file_key = _file_key(os.stat(self.data_path))
