@@ -25,9 +25,14 @@ the default goes back to the origin. The contract:
   TaskManager cancels it on shutdown) and keep bounded memory: a few pieces in flight, never the
   whole object.
 - The TaskManager, not the downloader, reacts to the outcome: if pieces are still missing after a
-  successful run (one was dropped as corrupt meanwhile) it starts another run; after an error it
-  calls `task.fail(exc)` so readers waiting on pieces get the error, and the next `open` of the
-  task starts a fresh run.
+  successful run (one was dropped as corrupt meanwhile) it starts another run (three runs in a row
+  that leave pieces missing fail the task); after an error it calls `task.fail(exc)` so readers
+  waiting on pieces get the error, and the next reader of the task starts a fresh download. While a
+  download runs the task is pinned, so GC leaves it alone.
+
+Ranged reads: `open(url, byte_range=r)` reads from the whole-object task when this daemon has it
+(complete or still downloading); otherwise `r` becomes its own task, `task_id(url, version, r)`,
+whose pieces are cut from `r` alone. `byte_range` must already be resolved against the object size.
 
 `BackToSource` is the default downloader: ranged origin reads through the `SourceRouter`,
 `source_concurrency` pieces in flight, each piece read fully into one buffer and then written.
