@@ -113,6 +113,9 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     target = resolve_target(request.raw_path, request.host, deps.config.domain)
     auth = _authenticate(request)
     handler = select(request.method, target, request.query, request.headers)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s bucket=%s key=%r op=%s payload=%s", request.method, target.bucket, target.key,
+                  handler.__name__, request.headers.get("x-amz-content-sha256", "-")[:40])
     return await handler(S3Call(request, target.bucket, target.key, auth, deps))
 
 

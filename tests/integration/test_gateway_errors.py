@@ -245,3 +245,74 @@ def test_survives_garbage(gw: Gateway, bucket: str) -> None:
     path = "/" + bucket + "/%ff%fe"
     assert _send(gw, "GET", path, headers=_signed_headers(gw, "GET", path))[0] in (400, 403, 404)
     assert "Buckets" in _s3(gw).list_buckets()  # still serving
+
+
+def _signed_chunked_body(gw: Gateway, headers: dict[str, str], payload: bytes, chunk: int) -> bytes:
+    """Frame `payload` as STREAMING-AWS4-HMAC-SHA256-PAYLOAD, chaining signatures from the seed."""
+    authorization = headers["Authorization"]
+    seed = authorization.rsplit("Signature=", 1)[1]
+    amz_date = headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/{gw.region}/s3/aws4_request"
+    ctx = sigv4.AuthContext(gw.access_key, amz_date, scope,
+                            sigv4.signing_key(gw.secret_key, amz_date[:8], gw.region, "s3"), seed,
+                            sigv4.STREAMING_SIGNED)
+    out, previous = b"", seed
+    pieces = [payload[i:i + chunk] for i in range(0, len(payload), chunk)] + [b""]
+    for piece in pieces:
+        sig = sigv4.sign(ctx.signing_key,
+                         sigv4.chunk_string_to_sign(ctx, previous, hashlib.sha256(piece).hexdigest()))
+        out += f"{len(piece):x};chunk-signature={sig}\r\n".encode() + piece + b"\r\n"
+        previous = sig
+    return out
+
+
+def test_signed_aws_chunked_upload(gw: Gateway, bucket: str) -> None:
+    payload = bytes(range(256)) * 700  # 179200 bytes in 64 KiB chunks, as the Java SDK sends
+    path = f"/{bucket}/signed-chunks"
+    extra = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(payload))}
+    headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_SIGNED)
+    body = _signed_chunked_body(gw, headers, payload, 65536)
+    status, _, text = _send(gw, "PUT", path, body, headers | {"Content-Length": str(len(body))})
+    assert status == 200, text
+    assert _s3(gw).get_object(Bucket=bucket, Key="signed-chunks")["Body"].read() == payload
+    headers = _signed_headers(gw, "PUT", path + "-bad", headers=extra, payload=sigv4.STREAMING_SIGNED)
+    body = _signed_chunked_body(gw, headers, payload, 65536).replace(b"\x00\x01\x02", b"\x00\x01\x03", 1)
+    _check_error(_send(gw, "PUT", path + "-bad", body, headers | {"Content-Length": str(len(body))}), 403,
+                 "SignatureDoesNotMatch")
+
+
+def test_overlapping_uploads_of_one_part(gw: Gateway, bucket: str) -> None:
+    """A resent part 1 overlaps the first attempt: neither stalls, the last to finish is the part."""
+    s3 = _s3(gw)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="overlap")["UploadId"]
+    path = f"/{bucket}/overlap?partNumber=1&uploadId={upload}"
+    first, second = b"1" * 200_000, b"2" * 200_000
+    slow = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    headers = _signed_headers(gw, "PUT", path, body=first)
+    slow.sendall(_head(gw, "PUT", path, headers | {"Content-Length": str(len(first))}) + first[:1000])
+    time.sleep(0.2)
+    headers = _signed_headers(gw, "PUT", path, body=second)
+    status, resp_headers, _ = _send(gw, "PUT", path, second, headers)  # completes while `slow` is open
+    assert status == 200 and resp_headers["etag"] == f'"{hashlib.md5(second).hexdigest()}"'
+    slow.sendall(first[1000:])
+    assert slow.recv(4096).startswith(b"HTTP/1.1 200")
+    slow.close()
+    parts = s3.list_parts(Bucket=bucket, Key="overlap", UploadId=upload)["Parts"]
+    assert [p["ETag"] for p in parts] == [f'"{hashlib.md5(first).hexdigest()}"']
+    s3.complete_multipart_upload(Bucket=bucket, Key="overlap", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": parts[0]["ETag"]}]})
+    assert s3.get_object(Bucket=bucket, Key="overlap")["Body"].read() == first
+
+
+def test_virtual_host_style(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with running_gateway(tmp_path_factory.mktemp("vhost"), domain="s3.local") as vgw:
+        s3 = _s3(vgw)
+        s3.create_bucket(Bucket="vbucket")
+        s3.put_object(Bucket="vbucket", Key="a/b", Body=b"vh")
+        path = "/a/b"
+        host = f"vbucket.s3.local:{vgw.port}"
+        request = AWSRequest(method="GET", url=f"http://{host}{path}", headers={})
+        request.headers["x-amz-content-sha256"] = sigv4.EMPTY_SHA256
+        S3SigV4Auth(Credentials(vgw.access_key, vgw.secret_key), "s3", vgw.region).add_auth(request)
+        status, _, body = _send(vgw, "GET", path, headers=dict(request.headers.items()) | {"Host": host})
+        assert (status, body) == (200, b"vh")
