@@ -390,8 +390,11 @@ class FilesystemBackend:
         path = loc.node if loc.dir_key else loc.node.parent
         while path != loc.bucket_dir and loc.bucket_dir in path.parents:
             rel = path.relative_to(loc.bucket_dir).as_posix() + "/"
-            if self._loc(loc.bucket, rel).meta.exists():
-                return
+            try:
+                if self._loc(loc.bucket, rel).meta.exists():
+                    return
+            except DFError:
+                pass  # a directory too deep to be a key: it cannot be a `dir/` object either
             try:
                 path.rmdir()
             except OSError:

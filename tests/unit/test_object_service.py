@@ -22,7 +22,7 @@ from p2p.common.httprange import RangeSpec
 from p2p.common.ids import task_id
 from p2p.daemon.store import PieceStore
 from p2p.daemon.tasks import TaskManager
-from p2p.errors import SourceNotFound
+from p2p.errors import SourceError, SourceNotFound
 from p2p.source import SourceRouter
 
 B = "bkt"
@@ -272,3 +272,17 @@ async def test_put_object_file_and_copy(node: Node, tmp_path: Path) -> None:
     assert (copy.size, copy.content_type) == (16, "t/c")
     with pytest.raises(NoSuchKey):
         await node.service.copy_object(B, "x", B, "missing")
+
+
+async def test_backend_source_speaks_p2p_errors(node: Node) -> None:
+    etag = await put(node, "s/k", b"0123456789")
+    url = object_url(B, "s/k")
+    stat = await node.source.stat(url)
+    assert (stat.size, stat.version) == (10, etag)
+    assert b"".join([c async for c in node.source.read(url, 2, 5)]) == b"23456"
+    with pytest.raises(SourceNotFound):
+        [c async for c in node.source.read(object_url(B, "s/missing"), 0, 1)]
+    with pytest.raises(SourceError):
+        [c async for c in node.source.read(url, 8, 5)]  # past the end: a short read
+    with pytest.raises(SourceError):
+        await node.source.stat("dfs://bkt")
