@@ -102,8 +102,11 @@ class JobService:
         out: list[dict[str, Any]] = []
         with self.db.tx() as session:
             sched = get_or_404(session, Scheduler, scheduler_id, "scheduler")
+            # Row locks (PostgreSQL/MySQL) so two overlapping keepalives cannot both take a run.
             runs = session.scalars(
-                select(JobRun).where(JobRun.scheduler_id == scheduler_id, JobRun.state == "PENDING")
+                select(JobRun)
+                .where(JobRun.scheduler_id == scheduler_id, JobRun.state == "PENDING")
+                .with_for_update()
             ).all()
             for run in runs:
                 job = session.get(Job, run.job_id)

@@ -1,9 +1,10 @@
 """Schema migrations: an ordered list of steps, each applied once and recorded in `schema_migrations`.
 
-A new schema change is a new function appended to MIGRATIONS (never edit an applied one). Step 1
-creates the v1 tables from models.py; later steps alter what exists. Every step runs in its own
-transaction where the database allows DDL in transactions (SQLite, PostgreSQL; MySQL commits DDL
-implicitly, so a step there must be safe to re-run).
+Step 1 creates every missing table as models.py defines it *now*, so a fresh database is born
+current. Therefore each later step must look before it alters (e.g. add a column only if
+`inspect(conn).get_columns(...)` lacks it): on a fresh database it finds the change already made
+and does nothing; on an old one it upgrades. That also makes a step safe to re-run on MySQL,
+which commits DDL implicitly. Never edit or reorder an applied step; append a new one.
 """
 
 from __future__ import annotations

@@ -94,3 +94,26 @@ async def test_scheduler_agent_runs_preheats_and_follows_features(tmp_path: Path
     assert agent.allows("schedule") and not agent.allows("preheat")  # last known features are kept
     assert await agent.beat() is None
     await mc.aclose()  # the refreshes above reopened the client's session
+
+
+async def test_unreported_preheat_run_times_out(tmp_path: Path) -> None:
+    with database_config("sqlite", tmp_path) as db, manager_process(
+        tmp_path, db, job={"timeout_s": 1}, keepalive={"timeout_s": 30, "sweep_interval_s": 0.3}
+    ) as mgr:
+        async with aiohttp.ClientSession() as session, ManagerClient(mgr.url) as mc:
+            api = Api(mgr.url, session)
+            await api.sign_in()
+            sched = await mc.register_scheduler(host_name="slow", ip="127.0.0.1", port=8002)
+            status, job, _ = await api.call("POST", "/api/v1/jobs", {"type": "preheat",
+                                                                      "args": {"url": "s3://bucket/key"}})
+            assert status == 201
+            assert [r.job_id for r in (await mc.keepalive_scheduler(sched.id)).jobs] == [job["id"]]
+
+            async def failed() -> bool:
+                return (await api.call("GET", f"/api/v1/jobs/{job['id']}"))[1]["state"] == "FAILURE"
+
+            await wait_for(failed, 10)
+            run = (await api.call("GET", f"/api/v1/jobs/{job['id']}"))[1]["result"]["scheduler_clusters"][0]
+            assert run["message"] == "timed out"
+            # A late success does not resurrect a timed-out run.
+            assert await mc.report_job(job["id"], scheduler_id=sched.id, state="SUCCESS") == "FAILURE"
