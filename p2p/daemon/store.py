@@ -23,9 +23,10 @@ Verification policy (so a corrupted piece is never served: it is dropped and fet
 the TaskManager fetches it again. Modifications that keep size, inode and mtime (bit rot under an
 unchanged mtime) are not detected here; a child verifies every piece it receives anyway.
 
-GC (`PieceStore.gc()`, also every `gc_interval_s`): first every unpinned task idle longer than
-`ttl_s` (0 = off); then, while the sum of content lengths exceeds `quota_bytes` (0 = off), unpinned
-tasks least recently used first, skipping incomplete tasks touched within the last GC interval.
+GC (`PieceStore.gc()`, every `gc_interval_s`, and before a new task would exceed the quota):
+first every unpinned task idle longer than `ttl_s` (0 = off); then, while the sum of content
+lengths exceeds `quota_bytes` (0 = off), unpinned tasks least recently used first, skipping
+incomplete tasks touched within the last GC interval.
 Readers and downloads pin a task (`pin()`/`unpin()`) so it is never deleted under them.
 """
 
@@ -137,6 +138,8 @@ class PieceStore:
         """A new, empty task (sparse data file of the full length), or the existing one of that id."""
         if content_length < 0 or piece_size <= 0:
             raise ValueError("content_length must be >= 0 and piece_size > 0")
+        if self.quota_bytes > 0 and task_id not in self._tasks and self.used_bytes + content_length > self.quota_bytes:
+            await self.gc()  # make room now rather than at the next GC round
         async with self._create_lock:
             existing = self._tasks.get(task_id)
             if existing is not None:

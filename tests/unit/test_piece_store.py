@@ -301,3 +301,18 @@ async def test_gc_loop_runs_in_the_background(tmp_path: Path) -> None:
         await asyncio.sleep(0.02)
     assert store.get(task.task_id) is None and not task.directory.exists()
     await store.close()
+
+
+async def test_a_new_task_over_quota_makes_room_at_once(tmp_path: Path) -> None:
+    clock = Clock()
+    store = await new_store(tmp_path, clock=clock, quota_bytes=2 * PS, ttl_s=0)
+    old = await store.create(tid("a"), url="u", content_length=PS, piece_size=PS, content_type="t")
+    await old.write_piece(0, blob(PS))
+    clock.now += 1
+    mid = await store.create(tid("b"), url="u", content_length=PS, piece_size=PS, content_type="t")
+    await mid.write_piece(0, blob(PS))
+    clock.now += 1
+    await store.create(tid("c"), url="u", content_length=PS, piece_size=PS, content_type="t")
+    assert store.get(old.task_id) is None and store.get(mid.task_id) is mid
+    assert store.used_bytes == 2 * PS
+    await store.close()
