@@ -169,3 +169,19 @@ async def test_paging_walks_every_entry_once(s3: S3Backend, tmp_path: Path) -> N
         assert seen == model_list(keys, "", "", delimiter, 1000)
     empty = await s3.list_objects(B, max_keys=0)
     assert (empty.objects, empty.common_prefixes, empty.is_truncated) == ([], [], False)
+
+
+async def test_build_backend_for_s3(rclone_s3: RcloneS3, tmp_path: Path) -> None:  # noqa: F811
+    from pydantic import SecretStr
+
+    from dfstore.config import OriginSection
+    from dfstore.core.backend import build_backend
+
+    origin = OriginSection(kind="s3", endpoint=rclone_s3.endpoint, access_key=SecretStr(rclone_s3.access_key),
+                           secret_key=SecretStr(rclone_s3.secret_key))
+    backend = build_backend(origin, tmp_path)
+    assert isinstance(backend, S3Backend) and backend.name == "s3"
+    assert rclone_s3.secret_key not in repr(backend)
+    await backend.create_bucket("built")
+    await backend.head_bucket("built")
+    await backend.close()

@@ -335,3 +335,14 @@ async def test_listing_matches_the_model(fs: FilesystemBackend, tmp_path: Path) 
                 break
             marker = page.next_marker
         assert seen == model_list(sorted(keys), "", "", delimiter, 10_000)
+
+
+async def test_build_backend_from_config(tmp_path: Path) -> None:
+    from dfstore.config import OriginSection
+    from dfstore.core.backend import build_backend
+
+    default = build_backend(OriginSection(), tmp_path / "home")
+    assert isinstance(default, FilesystemBackend) and default.root == (tmp_path / "home" / "origin").resolve()
+    chosen = build_backend(OriginSection(kind="fs", path=str(tmp_path / "elsewhere")), tmp_path / "home")
+    assert isinstance(chosen, FilesystemBackend) and chosen.root == (tmp_path / "elsewhere").resolve()
+    assert chosen.name == "s3"
