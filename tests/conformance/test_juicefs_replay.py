@@ -138,15 +138,18 @@ async def test_juicefs_generic_storage_checklist(endpoint: str, origin_kind: str
     await s.put("a1", b"hello2")
 
     # 9. Delimiter pages: the limit counts keys and common prefixes together.
+    # `rclone serve s3` stores `c/` as a directory and lists it back as `c` (spec §10): an origin
+    # quirk that upstream Dragonfly passes through the same way. The directory origin keeps `c/`.
+    c = "c/" if origin_kind == "fs" else "c"
     objs, more, next_marker = await s.list("", "", "/", 4)
-    assert [o.key for o in objs] == ["a/", "a1", "b/", "c/"]
+    assert [o.key for o in objs] == ["a/", "a1", "b/", c]
     assert more and next_marker
     objs, more, next_marker = await s.list("", objs[-1].key, "/", 4)
     assert [o.key for o in objs] == ["test"]
     objs, more, next_marker = await s.list("", objs[-1].key, "/", 4)
     assert (objs, more, next_marker) == ([], False, "")
     # 10. and 11.
-    assert [o.key for o in (await s.list("", "", "/", 10))[0]] == ["a/", "a1", "b/", "c/", "test"]
+    assert [o.key for o in (await s.list("", "", "/", 10))[0]] == ["a/", "a1", "b/", c, "test"]
     assert [o.key for o in (await s.list("a", "", "/", 10))[0]] == ["a/", "a1"]
     assert [o.key for o in (await s.list("a/", "", "/", 10))[0]] == ["a/a", "a/a1", "a/b/"]
 

@@ -53,11 +53,6 @@ class CountingProxy:
 
     def _run(self) -> None:
         self._loop.run_until_complete(self._serve())
-        # Relays still open (keep-alive connections of a stopped daemon) are cancelled, not leaked.
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     async def _serve(self) -> None:
@@ -67,6 +62,11 @@ class CountingProxy:
         self._ready.set()
         async with server:
             await self._stopped.wait()
+        # Relays still open (keep-alive connections of a stopped daemon) are cancelled, not leaked.
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         target_r, target_w = await asyncio.open_connection("127.0.0.1", self.target_port)
