@@ -1,0 +1,274 @@
+"""S3 gateway throughput against nginx serving the same file, with the same client (curl).
+
+    python benchmarks/gateway_throughput.py [--size-mib 1024] [--rounds 3] [--small-requests 2000]
+
+A stand-alone gateway (`python -m gateway`: object service, piece cache, directory origin) and
+nginx (Debian package `nginx`, own config in a temp dir) listen on 127.0.0.1; nginx's root is the
+gateway's origin bucket directory, so both serve the very same files. curl reads the gateway through
+SigV4 presigned URLs (so every request is authenticated) and nginx through plain URLs.
+
+1. GET of a cached --size-mib object: 1 stream (median of --rounds) and 4 parallel streams
+   (aggregate MB/s), each alternating gateway and nginx; the gateway is warmed first (back-to-source
+   fills the piece cache) and nginx's file is in the page cache. Target: gateway >= 0.8 x nginx
+   for the single stream.
+2. 4 KiB GETs per second: --small-requests GETs of one cached 4 KiB object over one keep-alive
+   connection, then over 4 parallel connections.
+3. PUT of a --size-mib object (curl -T with a presigned PUT URL: WRITE_BACK to the origin).
+
+MB/s are 10^6 bytes/s. CPU seconds per GiB are the server's user+system time (gateway process;
+nginx master and workers) divided by GiB moved. Everything lives in a temp dir removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dfly.procs import Child, spawn
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+BUCKET = "bench"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_object(path: Path, size: int) -> None:
+    """Pseudo-random 8 MiB blocks that all differ, never more than one block in memory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = bytearray(os.urandom(8 * MiB))
+    with open(path, "wb") as f:
+        left, i = size, 0
+        while left > 0:
+            block[:8] = i.to_bytes(8, "big")
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+            i += 1
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+@contextmanager
+def gateway(workdir: Path, origin: Path, access_key: str, secret_key: str) -> Iterator[Child]:
+    env = {
+        "DFLY_GATEWAY__PORT": "0",
+        "DFLY_GATEWAY__ACCESS_KEY": access_key,
+        "DFLY_GATEWAY__SECRET_KEY": secret_key,
+    }
+    child = spawn(
+        "gateway",
+        ["gateway", "--home", str(workdir / "gw"), "--origin", str(origin)],
+        ready_file=workdir / "gw-ready.json",
+        log_path=workdir / "gw.log",
+        env=env,
+    )
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+@contextmanager
+def nginx(workdir: Path, root: Path) -> Iterator[tuple[str, list[int]]]:
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx_bin):
+        sys.exit("nginx is not installed (Debian: apt-get install -y nginx)")
+    prefix = workdir / "nginx"
+    prefix.mkdir()
+    port = free_port()
+    temps = " ".join(
+        f"{kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (prefix / "nginx.conf").write_text(
+        f"""worker_processes 1;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    default_type application/octet-stream;
+    {temps}
+    server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        [nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"nginx did not start: {(prefix / 'error.log').read_text(errors='replace')}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", [proc.pid, *children_of(proc.pid)]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def curl_get(url: str, size: int) -> float:
+    """MB/s of one GET to /dev/null; fails unless 200 with every byte."""
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}", url],
+        check=True, capture_output=True, text=True, timeout=600,
+    ).stdout.split()  # fmt: skip
+    if out[0] != "200" or int(out[1]) != size:
+        raise SystemExit(f"GET {url[:80]}: status {out[0]}, {out[1]} of {size} bytes")
+    return float(out[2]) / 1e6
+
+
+def parallel_get(url: str, size: int, streams: int) -> float:
+    """Aggregate MB/s of `streams` concurrent curls reading the whole object."""
+    start = time.monotonic()
+    procs = [
+        subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", url],
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(streams)
+    ]  # fmt: skip
+    for p in procs:
+        status, got = (p.communicate(timeout=600)[0] or "0 0").split()
+        if status != "200" or int(got) != size:
+            raise SystemExit(f"parallel GET: status {status}, {got} of {size} bytes")
+    return streams * size / (time.monotonic() - start) / 1e6
+
+
+def small_gets(workdir: Path, url: str, count: int, parallel: int) -> float:
+    """GETs per second of `count` requests for one small object, keep-alive, `parallel` connections."""
+    config = workdir / f"curl-{parallel}.cfg"
+    config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for _ in range(count)))
+    args = ["curl", "-sS", "--no-progress-meter", "--fail", "-K", str(config)]
+    if parallel > 1:
+        args += ["-Z", "--parallel-max", str(parallel)]
+    start = time.monotonic()
+    subprocess.run(args, check=True, timeout=600)
+    return count / (time.monotonic() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small-requests", type=int, default=2000)
+    args = parser.parse_args()
+    size = args.size_mib * MiB
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    workdir.chmod(0o755)  # nginx workers may run as another user
+    origin = workdir / "origin"
+    access_key, secret_key = "BENCH" + secrets.token_hex(6).upper(), secrets.token_urlsafe(24)
+    try:
+        with gateway(workdir, origin, access_key, secret_key) as gw:
+            s3 = boto3.client(
+                "s3", endpoint_url=gw.ready["endpoint"], aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key, region_name="us-east-1",
+                config=Config(signature_version="s3v4"),
+            )  # fmt: skip
+            s3.create_bucket(Bucket=BUCKET)
+            write_object(origin / BUCKET / "obj.bin", size)
+            s3.put_object(Bucket=BUCKET, Key="small.bin", Body=os.urandom(4096))
+
+            def presign(method: str, key: str) -> str:
+                return str(s3.generate_presigned_url(method, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=3600))
+
+            gw_pids = [gw.proc.pid]
+            with nginx(workdir, origin / BUCKET) as (ng_base, ng_pids):
+                gw_url, ng_url = presign("get_object", "obj.bin"), f"{ng_base}/obj.bin"
+                warm = curl_get(gw_url, size)
+                curl_get(ng_url, size)
+                gw_runs, ng_runs = [], []
+                gw_cpu = ng_cpu = 0.0
+                for _ in range(args.rounds):
+                    before = cpu_seconds(gw_pids)
+                    gw_runs.append(curl_get(gw_url, size))
+                    gw_cpu += cpu_seconds(gw_pids) - before
+                    before = cpu_seconds(ng_pids)
+                    ng_runs.append(curl_get(ng_url, size))
+                    ng_cpu += cpu_seconds(ng_pids) - before
+                gw_par = [parallel_get(gw_url, size, 4) for _ in range(2)]
+                ng_par = [parallel_get(ng_url, size, 4) for _ in range(2)]
+                small_gw, small_ng = presign("get_object", "small.bin"), f"{ng_base}/small.bin"
+                small_gets(workdir, small_gw, 50, 1)
+                rps = {
+                    (name, par): small_gets(workdir, url, args.small_requests, par)
+                    for par in (1, 4)
+                    for name, url in (("gateway", small_gw), ("nginx", small_ng))
+                }
+            upload = workdir / "upload.bin"
+            write_object(upload, size)
+            put_url = presign("put_object", "uploaded.bin")
+            before = cpu_seconds(gw_pids)
+            start = time.monotonic()
+            subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(upload), put_url], check=True,
+                           timeout=900)
+            put_mbs = size / (time.monotonic() - start) / 1e6
+            put_cpu = cpu_seconds(gw_pids) - before
+            if s3.head_object(Bucket=BUCKET, Key="uploaded.bin")["ContentLength"] != size:
+                raise SystemExit("PUT stored the wrong size")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    gib_read = args.rounds * size / GiB
+    g1, n1 = statistics.median(gw_runs), statistics.median(ng_runs)
+    g4, n4 = statistics.median(gw_par), statistics.median(ng_par)
+    print(f"object {args.size_mib} MiB, curl to /dev/null, {args.rounds} rounds (median), MB/s = 10^6 B/s")
+    print(f"gateway uncached GET (warm-up)    {warm:9.1f} MB/s")
+    print(f"GET 1 stream   gateway {g1:9.1f} MB/s  nginx {n1:9.1f} MB/s  ratio {g1 / n1:5.2f}  (target >= 0.8)")
+    print(f"GET 4 streams  gateway {g4:9.1f} MB/s  nginx {n4:9.1f} MB/s  ratio {g4 / n4:5.2f}")
+    print(f"CPU s/GiB (1 stream GET)  gateway {gw_cpu / gib_read:6.2f}  nginx {ng_cpu / gib_read:6.2f}")
+    for par in (1, 4):
+        gr, nr = rps[("gateway", par)], rps[("nginx", par)]
+        print(f"4 KiB GETs/s, {par} conn  gateway {gr:8.0f}  nginx {nr:8.0f}  ratio {gr / nr:5.2f}")
+    print(f"PUT {args.size_mib} MiB (WRITE_BACK)  {put_mbs:9.1f} MB/s  gateway CPU {put_cpu / (size / GiB):6.2f} s/GiB")
+
+
+if __name__ == "__main__":
+    main()
