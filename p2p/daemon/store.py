@@ -139,7 +139,7 @@ class PieceStore:
         if content_length < 0 or piece_size <= 0:
             raise ValueError("content_length must be >= 0 and piece_size > 0")
         if self.quota_bytes > 0 and task_id not in self._tasks and self.used_bytes + content_length > self.quota_bytes:
-            await self.gc()  # make room now rather than at the next GC round
+            await self.gc(reserve_bytes=content_length)  # make room now, not at the next GC round
         async with self._create_lock:
             existing = self._tasks.get(task_id)
             if existing is not None:
@@ -234,8 +234,9 @@ class PieceStore:
         with contextlib.suppress(OSError):
             directory.parent.rmdir()
 
-    async def gc(self) -> list[TaskID]:
-        """One GC round now: TTL first, then quota (least recently used first). Returns deleted ids."""
+    async def gc(self, *, reserve_bytes: int = 0) -> list[TaskID]:
+        """One GC round now: TTL first, then quota (least recently used first), leaving room for
+        `reserve_bytes` more under the quota. Returns the deleted ids."""
         now = self._clock()
         victims: list[TaskID] = []
         live = [t for t in self._tasks.values() if not t.pinned]
@@ -244,7 +245,7 @@ class PieceStore:
                 if now - t.last_access > self.ttl_s:
                     victims.append(t.task_id)
         if self.quota_bytes > 0:
-            used = sum(t.content_length for t in self._tasks.values() if t.task_id not in victims)
+            used = reserve_bytes + sum(t.content_length for t in self._tasks.values() if t.task_id not in victims)
             if used > self.quota_bytes:
                 candidates = sorted(
                     (t for t in live if t.task_id not in victims),
