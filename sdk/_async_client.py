@@ -32,6 +32,10 @@ from ._models import (
 )
 from ._multipart import BytesSource, FileSource, IterSource, MultipartBody, PathSource, PutData, source_of
 
+# aiohttp pauses the socket when this much is buffered unread; its 64 KiB default makes a fast
+# download stop and restart the transport thousands of times per GiB.
+READ_BUFFER_BYTES = 2 * 1024 * 1024
+
 
 class AsyncClient:
     """An asyncio dfstore client. Use one per endpoint and event loop; close it with `aclose()` or
@@ -242,6 +246,7 @@ class AsyncClient:
                     total=None, sock_connect=self.timeout.connect_s, sock_read=self.timeout.read_s
                 ),
                 auto_decompress=False,
+                read_bufsize=READ_BUFFER_BYTES,
             )
         return self._session
 
