@@ -46,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level, args.log_file)
-    asyncio.run(_serve(config, args.ready_file))
+    try:
+        asyncio.run(_serve(config, args.ready_file))
+    except Exception as exc:  # e.g. the database is unreachable: one redacted line, exit 1
+        log = logging.getLogger("p2p.manager")
+        log.error("manager failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        log.debug("manager failure traceback", exc_info=True)
+        return 1
     return 0
 
 
