@@ -93,16 +93,19 @@ class RequestBody:
         else:
             source = _plain(self.request, expected_size)
         received = 0
-        async for piece in source:
-            received += len(piece)
-            if received > expected_size:
-                raise IncompleteBody("the body is longer than its declared length")
-            if hashers or sums:
-                if len(piece) >= _THREAD_HASH_MIN:
-                    await asyncio.to_thread(_update_all, piece, hashers, sums)
-                else:
-                    _update_all(piece, hashers, sums)
-            yield piece
+        try:
+            async for piece in source:
+                received += len(piece)
+                if received > expected_size:
+                    raise IncompleteBody("the body is longer than its declared length")
+                if hashers or sums:
+                    if len(piece) >= _THREAD_HASH_MIN:
+                        await asyncio.to_thread(_update_all, piece, hashers, sums)
+                    else:
+                        _update_all(piece, hashers, sums)
+                yield piece
+        except ConnectionError:
+            raise IncompleteBody("the client closed the connection before the body was complete") from None
         if received != expected_size:
             raise IncompleteBody(
                 f"You did not provide the number of bytes specified by the Content-Length ({expected_size})"

@@ -242,6 +242,15 @@ def test_survives_garbage(gw: Gateway, bucket: str) -> None:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
             sock.recv(4096)
+    # A client that goes away halfway through a PUT leaves nothing behind.
+    path = f"/{bucket}/half"
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        headers = _signed_headers(gw, "PUT", path, payload=sigv4.UNSIGNED_PAYLOAD)
+        sock.sendall(_head(gw, "PUT", path, headers | {"Content-Length": "100000"}) + b"a" * 10)
+        time.sleep(0.2)
+    time.sleep(0.3)
+    with pytest.raises(_s3(gw).exceptions.ClientError):
+        _s3(gw).head_object(Bucket=bucket, Key="half")
     path = "/" + bucket + "/%ff%fe"
     assert _send(gw, "GET", path, headers=_signed_headers(gw, "GET", path))[0] in (400, 403, 404)
     assert "Buckets" in _s3(gw).list_buckets()  # still serving
