@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_SERVICE = "dfly.p2p.v1.Scheduler"
 UNARY_TIMEOUT_S = 10.0
+# gRPC backs off reconnecting up to 120 s by default; a scheduler that comes back must be seen soon.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 class ReportStream:
@@ -67,7 +73,7 @@ class ReportStream:
 class SchedulerClient:
     def __init__(self, addresses: Sequence[str], *, health_interval_s: float = 2.0) -> None:
         self.addresses = list(addresses)
-        self._channels = {a: aio.insecure_channel(a) for a in self.addresses}
+        self._channels = {a: aio.insecure_channel(a, options=CHANNEL_OPTIONS) for a in self.addresses}
         self._healthy: set[str] = set()
         self._ring = HashRing([])
         self._health_interval_s = health_interval_s
@@ -100,9 +106,7 @@ class SchedulerClient:
         async def one(address: str) -> bool:
             stub = health_pb2_grpc.HealthStub(self._channels[address])
             try:
-                reply = await stub.Check(
-                    health_pb2.HealthCheckRequest(service=SCHEDULER_SERVICE), timeout=1.0
-                )
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=SCHEDULER_SERVICE), timeout=1.0)
             except aio.AioRpcError:
                 return False
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

@@ -102,13 +102,26 @@ class Conductor:
             dispatcher.to_source()
             await self._work(dispatcher)
             return
-        follower = asyncio.get_running_loop().create_task(self._follow(self._stream, dispatcher, reg))
+        loop = asyncio.get_running_loop()
+        helpers = [
+            loop.create_task(self._follow(self._stream, dispatcher, reg)),
+            loop.create_task(self._watch(dispatcher)),
+        ]
         try:
             await self._work(dispatcher)
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _watch(self, dispatcher: Dispatcher) -> None:
+        """The safety net: parents that deliver nothing for a piece timeout send this run to the origin."""
+        stall_s = self.node.config.download.piece_timeout_s
+        while dispatcher.mode is not Mode.SOURCE:
+            await asyncio.sleep(min(1.0, stall_s / 4))
+            if dispatcher.mode is Mode.PEERS and time.monotonic() - dispatcher.last_progress > stall_s:
+                log.warning("task_id=%s no piece from parents for %.0fs: back-to-source", self._task.task_id, stall_s)
+                dispatcher.to_source()
 
     # ---- following the scheduler ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+import time
 from dataclasses import dataclass, field
 
 from p2p.proto.values import ParentInfo
@@ -56,6 +57,7 @@ class Dispatcher:
         self._window = max(1, workers * WINDOW_FACTOR)
         self._rng = rng or random.Random()
         self._changed = asyncio.Event()
+        self.last_progress = time.monotonic()
 
     # ---- updates -----------------------------------------------------------------------------
 
@@ -75,6 +77,7 @@ class Dispatcher:
             del self.parents[state.peer_id]
         if self.mode is Mode.WAITING and self.parents:
             self.mode = Mode.PEERS
+            self.last_progress = time.monotonic()
         self._notify()
         return added, removed
 
@@ -96,6 +99,7 @@ class Dispatcher:
         self._notify()
 
     def finished(self, job: Job, cost_ms: float) -> None:
+        self.last_progress = time.monotonic()
         self.in_flight.discard(job.number)
         self.present.add(job.number)
         if job.parent is not None:

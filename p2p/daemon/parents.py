@@ -71,7 +71,8 @@ class ParentClient:
                 url, params={"peerId": parent.peer_id}, headers=headers, timeout=self._piece_timeout
             ) as resp:
                 if resp.status == 404:
-                    raise ParentError(f"parent lacks piece {piece.number}", Code.PIECE_NOT_FOUND)
+                    # The piece was dropped (failed verification) or the task is going away.
+                    raise ParentError(f"parent lacks piece {piece.number}", Code.PIECE_DOWNLOAD_FAIL)
                 if resp.status == 503:
                     raise ParentError("parent has no free upload slot", Code.PIECE_REQUEST_FAIL, busy=True)
                 if resp.status not in (200, 206):

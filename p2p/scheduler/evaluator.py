@@ -116,14 +116,29 @@ def can_serve(candidate: Peer, child: Peer, blocklist: Collection[PeerID]) -> bo
         return False
     if candidate.id not in task.peers:
         return False
-    # A normal peer serves only while it receives data from somewhere (parents or the origin) or is done.
-    if (
-        not candidate.host.is_seed
-        and not candidate.parents
-        and candidate.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED)
-    ):
+    if not candidate.host.is_seed and not has_source_path(candidate):
         return False
     return candidate.host.free_upload_count() > 0
+
+
+def has_source_path(peer: Peer) -> bool:
+    """Whether data reaches `peer`: it (or an ancestor) is done, at the origin, or a running seed.
+
+    Dragonfly only asks "has parents"; peers that lost their root would then feed each other pieces
+    none of them has, and never go to the origin.
+    """
+    stack, seen = [peer], set()
+    while stack:
+        node = stack.pop()
+        if node.state in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
+            return True
+        if node.host.is_seed and node.state is PeerState.RUNNING:
+            return True
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(node.parents)
+    return False
 
 
 def find_candidate_parents(

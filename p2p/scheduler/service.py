@@ -38,7 +38,10 @@ from p2p.types import HostID, PeerID, TaskID
 log = logging.getLogger(__name__)
 
 SEED_FAILED_TIMEOUT_S = 30 * 60
-TOP_UP_INTERVAL_S = 0.5  # how often a peer with fewer parents than the limit is offered more
+TOP_UP_INTERVAL_S = 0.5
+PARENT_GONE_CODES = frozenset(
+    {Code.CONNECTION_ERROR, Code.PIECE_NOT_FOUND}
+)  # how often a peer with fewer parents than the limit is offered more
 
 
 class SeedTrigger(Protocol):
@@ -208,6 +211,12 @@ class SchedulerService:
         parent = self.res.peers.get(report.parent_id)
         if parent is not None:
             parent.host.upload_failed_count += 1
+            if report.code in PARENT_GONE_CODES and parent.fsm.can(PeerEvent.DOWNLOAD_FAILED):
+                # Unreachable, or no longer has the task: nobody should use it, and its origin budget
+                # (if it had one) is free again.
+                log.info("parent %s of task %s is gone (%s)", parent.id, parent.task.id, report.code.name)
+                parent.fsm.fire(PeerEvent.DOWNLOAD_FAILED)
+                self._reschedule_children(parent)
         peer.block_parents.add(report.parent_id)
         if peer.state is PeerState.RUNNING:
             self.schedule(peer, set(peer.block_parents))
@@ -232,9 +241,7 @@ class SchedulerService:
     async def _schedule(self, peer: Peer, blocklist: set[PeerID]) -> None:
         task, n = peer.task, 0
         while peer.state is PeerState.RUNNING:
-            if task.can_back_to_source() and (
-                peer.need_back_to_source or n >= self.sched.retry_back_to_source_limit
-            ):
+            if task.can_back_to_source() and (peer.need_back_to_source or n >= self.sched.retry_back_to_source_limit):
                 peer.fsm.fire(PeerEvent.DOWNLOAD_BACK_TO_SOURCE)
                 if task.fsm.is_(TaskState.FAILED):
                     task.fsm.fire(TaskEvent.DOWNLOAD)
@@ -243,9 +250,7 @@ class SchedulerService:
             if n >= self.sched.retry_limit:
                 self._send(
                     peer,
-                    PeerPacket(
-                        task_id=task.id, peer_id=peer.id, code=Code.TASK_STATUS_ERROR, description="no parent"
-                    ),
+                    PeerPacket(task_id=task.id, peer_id=peer.id, code=Code.TASK_STATUS_ERROR, description="no parent"),
                 )
                 return
             task.delete_in_edges(peer)
@@ -346,7 +351,7 @@ class SchedulerService:
                     "cost_ms": result.cost_ms,
                     "source_bytes": result.source_bytes,
                     "code": int(result.code),
-                    "parents": sorted(p for p in peer.block_parents),
+                    "blocked_parents": sorted(peer.block_parents),
                     "finished_at": time.time(),
                 }
             )

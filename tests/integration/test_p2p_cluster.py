@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ import yaml
 
 from dfly.procs import Child, spawn
 from tests.cluster import start_daemon
-from tests.fixtures.rclone import RcloneS3, rclone_s3  # noqa: F401  (fixture)
+from tests.fixtures.rclone import RcloneS3, free_port, rclone_s3  # noqa: F401  (fixture)
 from tests.integration.test_dfstore_coalescing import write_object
 
 MiB = 1024 * 1024
@@ -116,10 +117,11 @@ class Cluster:
         self.scheduler_address = child.ready["address"]
         return child
 
-    def daemon(self, name: str, *, seed: bool = False, schedulers: list[str] | None = None) -> Child:
+    def daemon(self, name: str, *, seed: bool = False, schedulers: list[str] | None = None, rate_bps: int = 0) -> Child:
         extra = {
             "daemon": {
                 "seed": seed,
+                "download": {"rate_limit_bps": rate_bps},
                 "rpc": {"listen": "127.0.0.1", "port": 0},
                 "scheduler": {
                     "addresses": schedulers if schedulers is not None else [self.scheduler_address],
@@ -189,7 +191,88 @@ async def test_four_peers_and_a_seed_read_the_origin_once(cluster: Cluster) -> N
     origin_bytes = cluster.proxy.bytes_from_target - before
     assert results == [(200, size, expected)] * 4
     assert origin_bytes <= 1.1 * size, f"origin sent {origin_bytes / MiB:.1f} MiB for {size / MiB:.0f} MiB"
+    # Results are reported just after the last piece lands, so give them a moment.
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 5)
     done = records(cluster.workdir)
-    by_peer_source = [r["source_bytes"] for r in done if r["success"]]
-    assert sum(by_peer_source) == size  # exactly one copy came from the origin
+    assert len(done) == 5 and all(r["success"] for r in done)
+    from_origin = [r for r in done if r["source_bytes"]]
+    # The seed alone read the origin; the peers got every piece from parents.
+    assert [r["source_bytes"] for r in from_origin] == [size] and from_origin[0]["peer_id"].endswith("_Seed")
     print(f"4 peers x {size // MiB} MiB in {elapsed:.1f}s; origin sent {origin_bytes / MiB:.2f} MiB")
+
+
+def object_url(daemon: Child, bucket: str) -> str:
+    return f"{daemon.ready['dfstore']}/buckets/{bucket}/objects/obj.bin"
+
+
+@pytest.mark.slow
+async def test_parent_killed_mid_transfer(cluster: Cluster) -> None:
+    size = 32 * MiB
+    bucket, expected = await asyncio.to_thread(put_object, cluster, size)
+    await asyncio.to_thread(cluster.scheduler)
+    # Slow links so that the kill lands mid-transfer.
+    seed = await asyncio.to_thread(cluster.daemon, "seed", seed=True, rate_bps=8 * MiB)
+    peers = [await asyncio.to_thread(cluster.daemon, f"peer-{i}", rate_bps=8 * MiB) for i in range(3)]
+    await asyncio.sleep(1.0)
+    gets = asyncio.ensure_future(get_all([object_url(p, bucket) for p in peers]))
+    await asyncio.sleep(1.5)
+    assert not gets.done()
+    seed.kill()  # the first parent of every peer
+    results = await gets
+    assert results == [(200, size, expected)] * 3
+    await asyncio.to_thread(wait_for, lambda: len([r for r in records(cluster.workdir) if r["success"]]) >= 3)
+    peer_records = [r for r in records(cluster.workdir) if not r["peer_id"].endswith("_Seed")]
+    assert len(peer_records) == 3 and all(r["success"] for r in peer_records)
+
+
+@pytest.mark.slow
+async def test_lying_parent_is_caught_by_the_digest(cluster: Cluster) -> None:
+    size = 16 * MiB
+    bucket, expected = await asyncio.to_thread(put_object, cluster, size)
+    await asyncio.to_thread(cluster.scheduler)
+    await asyncio.to_thread(cluster.daemon, "seed", seed=True)
+    liar, child = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(2)]
+    await asyncio.sleep(1.0)
+    assert await get_all([object_url(liar, bucket)]) == [(200, size, expected)]
+    # Rot the liar's data after it was verified: same inode, size and mtime, so it keeps trusting
+    # (and serving) these bytes with the digests it recorded when they were good.
+    [data] = list((cluster.workdir / "peer-0" / "storage").rglob("data"))
+    st = data.stat()
+    with open(data, "r+b") as f:
+        f.write(b"\xff" * size)
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert await get_all([object_url(child, bucket)]) == [(200, size, expected)]
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 3)
+    liar_id = next(r["peer_id"] for r in records(cluster.workdir) if r["host_id"] and r["source_bytes"] == 0)
+    child_record = records(cluster.workdir)[-1]
+    assert child_record["success"] and child_record["source_bytes"] == 0  # completed from the seed
+    assert child_record["blocked_parents"] == [liar_id]
+
+
+@pytest.mark.slow
+async def test_daemons_serve_without_schedulers_and_rejoin(cluster: Cluster) -> None:
+    size = 8 * MiB
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    # Objects are written up front: the S3 origin caches its bucket list once it is read.
+    (bucket1, expected1), (bucket2, expected2), (bucket3, expected3) = [
+        await asyncio.to_thread(put_object, cluster, size) for _ in range(3)
+    ]
+    a, b = [await asyncio.to_thread(cluster.daemon, f"peer-{i}", schedulers=[address]) for i in range(2)]
+    # No scheduler yet: straight to the origin.
+    before = cluster.proxy.bytes_from_target
+    assert await get_all([object_url(a, bucket1), object_url(b, bucket1)]) == [(200, size, expected1)] * 2
+    assert cluster.proxy.bytes_from_target - before >= 2 * size  # each read the origin itself
+
+    scheduler = await asyncio.to_thread(cluster.scheduler, port)
+    await asyncio.sleep(1.5)  # health checks (0.5 s) notice it
+    before = cluster.proxy.bytes_from_target
+    assert await get_all([object_url(a, bucket2)]) == [(200, size, expected2)]
+    assert await get_all([object_url(b, bucket2)]) == [(200, size, expected2)]
+    assert cluster.proxy.bytes_from_target - before < 1.1 * size  # b got it from a
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 2)
+    assert sorted(r["source_bytes"] for r in records(cluster.workdir)) == [0, size]
+
+    await asyncio.to_thread(scheduler.stop)
+    await asyncio.sleep(1.5)
+    assert await get_all([object_url(b, bucket3)]) == [(200, size, expected3)]

@@ -143,3 +143,17 @@ def test_bad_node() -> None:
     assert not evaluator.is_bad_node(p)
     q = w.peer("q")  # ReceivedNormal
     assert evaluator.is_bad_node(q)
+
+
+def test_peers_cut_off_from_any_source_cannot_serve() -> None:
+    w = World()
+    root = bts(w.peer("root"))
+    a = running(w.peer("a"))
+    b = running(w.peer("b"))
+    w.task.add_edge(root, a)
+    w.task.add_edge(a, b)
+    child = running(w.peer("child"))
+    assert {p.id for p in find(child)} == {root.id, a.id, b.id}
+    root.fsm.fire(PeerEvent.DOWNLOAD_FAILED)  # the root is gone; a and b only have each other upstream
+    w.task.add_edge(b, a)  # even a loop of running peers does not make data appear
+    assert find(child) == []

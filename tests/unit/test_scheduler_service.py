@@ -60,15 +60,11 @@ class Harness:
 
     def join(self, name: str, *, seed: bool = False, task: TaskID = TASK) -> PeerID:
         pid = PeerID(f"peer-{name}")
-        scope = self.svc.register_peer(
-            Registration(task_id=task, peer_id=pid, host=host(name, seed), spec=SPEC)
-        )
+        scope = self.svc.register_peer(Registration(task_id=task, peer_id=pid, host=host(name, seed), spec=SPEC))
         assert scope is SizeScope.NORMAL
         box = self.inbox.setdefault(pid, [])
         self.svc.attach(pid, box.append)
-        assert (
-            self.svc.handle_report(PieceReport(kind=ReportKind.BEGIN, task_id=task, peer_id=pid)) is Code.OK
-        )
+        assert self.svc.handle_report(PieceReport(kind=ReportKind.BEGIN, task_id=task, peer_id=pid)) is Code.OK
         return pid
 
     async def packet(self, pid: PeerID) -> PeerPacket:
@@ -78,9 +74,7 @@ class Harness:
             await asyncio.sleep(0.002)
         raise AssertionError(f"no packet for {pid}")
 
-    def piece(
-        self, pid: PeerID, n: int, parent: PeerID | None = None, ok: bool = True, code: Code = Code.OK
-    ) -> None:
+    def piece(self, pid: PeerID, n: int, parent: PeerID | None = None, ok: bool = True, code: Code = Code.OK) -> None:
         info = PieceInfo(number=n, offset=n * 4, size=4, digest="d")
         self.svc.handle_report(
             PieceReport(
@@ -183,9 +177,7 @@ async def test_origin_failure_fails_the_task_and_a_new_peer_restarts_it() -> Non
     h = Harness(SchedulerService(config(), rng=random.Random(0)))
     a = h.join("a")
     await h.packet(a)
-    await h.svc.report_peer_result(
-        PeerResult(task_id=TASK, peer_id=a, success=False, code=Code.BACK_SOURCE_ERROR)
-    )
+    await h.svc.report_peer_result(PeerResult(task_id=TASK, peer_id=a, success=False, code=Code.BACK_SOURCE_ERROR))
     assert h.svc.res.tasks[TASK].state is TaskState.FAILED
     assert h.state(a) is PeerState.FAILED
     b = h.join("b")
@@ -255,3 +247,19 @@ async def test_records_rotate(tmp_path: Path) -> None:
     assert not (tmp_path / "r.jsonl.3").exists()
     last = json.loads(path.read_text().splitlines()[-1])
     assert last["i"] == 19
+
+
+async def test_unreachable_parent_is_failed_and_frees_the_origin_budget() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    await h.packet(a)
+    b = h.join("b")
+    await h.packet(b)
+    c = h.join("c")
+    await h.packet(c)
+    h.piece(b, 0, parent=a, ok=False, code=Code.CONNECTION_ERROR)  # a's process died
+    assert h.state(a) is PeerState.FAILED
+    assert not h.svc.res.tasks[TASK].back_to_source_peers
+    codes = sorted([(await h.packet(b)).code, (await h.packet(c)).code])
+    assert codes == [Code.OK, Code.NEED_BACK_TO_SOURCE]  # one of them takes over the origin read
+    await h.svc.aclose()
