@@ -89,8 +89,10 @@ def nginx(workdir: Path, root: Path) -> Iterator[str]:
     temps = " ".join(
         f"{kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
+    # Started as root, nginx would drop its worker to `nobody`, which cannot read a 0700 temp dir.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     (prefix / "nginx.conf").write_text(
-        f"""worker_processes 1;
+        f"""{user}worker_processes 1;
 pid {prefix / "nginx.pid"};
 error_log {prefix / "error.log"} warn;
 events {{ worker_connections 64; }}
