@@ -10,10 +10,11 @@ Routes:
   Unknown task: 404; malformed Range: 400; a span past the end: 416; no free upload slot: 503.
   With a rate limit, every upload together stays under it (1 MiB sendfile slices, p2p/daemon/ratelimit.py).
 - `GET /tasks/{task_id}/pieces[?have=N&wait_s=S]` -> JSON of the pieces present now:
-  `{"task_id", "content_length", "piece_size", "piece_count", "done", "task_digest",
+  `{"task_id", "content_length", "piece_size", "piece_count", "done", "task_digest", "failed",
   "pieces": [{"number", "offset", "size", "digest"}, ...]}` (pieces ordered by number). With
-  `have=N` and `wait_s=S` (at most 30) it waits up to S seconds until more than N pieces are present
-  or the task is done, so a child can follow a parent that is still downloading without hammering it.
+  `have=N` and `wait_s=S` (at most 30) it waits up to S seconds until more than N pieces are present,
+  the task is done or its download failed, so a child can follow a parent that is still downloading
+  without hammering it (and stop following one whose download failed).
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def piece_table(task: TaskStore) -> dict[str, Any]:
         "piece_count": task.piece_count,
         "done": task.done,
         "task_digest": task.task_digest,
+        "failed": task.failed is not None,  # this peer's download failed: no more pieces will come
         "pieces": [{"number": p.number, "offset": p.offset, "size": p.size, "digest": p.digest} for p in task.pieces()],
     }
 

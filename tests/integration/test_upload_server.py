@@ -19,6 +19,7 @@ from p2p.common.ids import task_id
 from p2p.common.sendfile import send_regions
 from p2p.daemon.store import PieceStore, TaskStore
 from p2p.daemon.upload import SLOTS_KEY, upload_app
+from p2p.errors import SourceError
 from p2p.types import FileRegion
 
 PS = 64 * 1024
@@ -169,7 +170,13 @@ async def test_piece_table_and_long_poll(server: Server) -> None:
     assert [p["number"] for p in table["pieces"]] == [0, 2]
     assert loop.time() - started < 5  # woke on the new piece, not at the timeout
     async with server.http.get(table_url, params={"have": "2", "wait_s": "0.2"}) as resp:
-        assert len((await resp.json())["pieces"]) == 2  # nothing new: answers after the wait
+        table = await resp.json()
+        assert len(table["pieces"]) == 2 and table["failed"] is False  # nothing new: answers after the wait
+    task.fail(SourceError("origin down"))
+    started = loop.time()
+    async with server.http.get(table_url, params={"have": "2", "wait_s": "10"}) as resp:
+        assert (await resp.json())["failed"] is True
+    assert loop.time() - started < 5  # a failed download ends the wait at once
 
 
 async def test_no_free_slot_answers_503(server: Server) -> None:
@@ -246,7 +253,8 @@ async def test_rate_limit_spreads_the_bytes(tmp_path: Path) -> None:
     await store.start()
     data = blob(3 * 1024 * 1024)
     task = await full_task(store, "slow", data)
-    runner, base = await _serve(upload_app(store, rate_limit_bps=8 * 1024 * 1024))  # burst 8 MiB (one second), then 8 MiB/s
+    # the bucket starts with one second of tokens (8 MiB), then refills at 8 MiB/s
+    runner, base = await _serve(upload_app(store, rate_limit_bps=8 * 1024 * 1024))
     try:
         url = f"{base}/download/{task.task_id[:3]}/{task.task_id}"
         loop = asyncio.get_running_loop()
