@@ -263,6 +263,7 @@ class ObjectReader:
         self._request = request
         self._raw: Any = None
         self._eof = False
+        self._received = 0
         self.content_length: int | None = None
         self.content_type = ""
 
@@ -284,8 +285,9 @@ class ObjectReader:
         raw = self._open()
         with translate_errors(self._request):
             data: bytes = raw.read(None if size < 0 else size)
-        if not data or size < 0:
-            self._eof = True
+        self._received += len(data)
+        if not data or size < 0 or self._received == self.content_length:
+            self._eof = True  # the connection can go back to the pool
         return data
 
     def iter_chunks(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:

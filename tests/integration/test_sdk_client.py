@@ -376,3 +376,17 @@ def test_a_silent_server_times_out(cls: type[API]) -> None:
             assert time.monotonic() - started < 5
         finally:
             impl.close()
+
+
+def test_sync_client_reuses_one_connection(endpoint: str) -> None:
+    with sdk.Client(endpoint) as client:
+        name = f"sdk-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(name)
+        client.put_object(name, "k", b"hello", mode=1)
+        for _ in range(5):
+            client.get_object_metadata(name, "k")
+            with client.get_object(name, "k") as body:
+                assert body.read() == b"hello"
+        client.get_object_metadatas(name)
+        pool = client._pool.connection_from_url(endpoint)
+        assert pool.num_connections == 1  # every call above went over the same keep-alive connection
