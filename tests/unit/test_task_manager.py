@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from p2p.common.digest import DEFAULT_PIECE_SIZE as PS
 from p2p.common.ids import task_id
+from p2p.common.sendfile import send_regions
 from p2p.daemon.httpsource import HTTPSource
 from p2p.daemon.store import PieceStore
 from p2p.daemon.tasks import TaskManager, TaskReader
@@ -125,6 +128,41 @@ async def test_reader_leaving_does_not_cancel_the_download(env: Env) -> None:
     env.origin.release.set()
     assert await asyncio.wait_for(staying, 20) == data
     assert env.origin.bytes_sent == len(data)
+
+
+async def test_http_client_hanging_up_does_not_cancel_the_download(env: Env) -> None:
+    """The same, through a real HTTP front: one client drops its connection mid-body."""
+    data = blob(3 * PS + 7)
+    url = env.origin.put("hangup", data)
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        async with await env.tasks.open(url) as reader:
+            response = web.StreamResponse()
+            response.content_length = reader.content_length
+            await response.prepare(request)
+            await send_regions(request, response, reader.regions())
+            await response.write_eof()
+            return response
+
+    app = web.Application()
+    app.router.add_get("/obj", get)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    front = f"http://127.0.0.1:{runner.addresses[0][1]}/obj"
+    env.origin.hold_from = PS
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(front) as resp:
+                assert len(await resp.content.readexactly(1000)) == 1000  # piece 0 is flowing
+                resp.close()  # hang up while pieces 1.. are still held at the origin
+            await asyncio.sleep(0.05)
+            env.origin.release.set()
+            async with http.get(front) as resp:
+                assert await resp.read() == data
+        assert env.origin.bytes_sent == len(data)
+    finally:
+        await runner.cleanup()
 
 
 async def test_readers_stream_before_the_last_piece_lands(env: Env) -> None:
