@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from dfstore.errors import DFError
 from dfstore.http import render
-from dfstore.http.routes import RESPONSE_STARTED, DfstoreHandlers, EdgeSettings
+from dfstore.http.routes import STREAMING_RESPONSE, DfstoreHandlers, EdgeSettings
 
 if TYPE_CHECKING:
     from dfstore.core.service import ObjectService
@@ -30,15 +30,22 @@ RUNNER_KWARGS: dict[str, Any] = {"max_line_size": 64 * 1024, "max_field_size": 6
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render our error tree as `{"errors": ...}`; unknown routes and methods as Gin's plain 404.
 
-    Once a streaming GET has sent its headers nothing can be rendered any more: the error goes on to
-    aiohttp, which logs it and closes the connection so the client sees a short body.
+    Once a streaming GET has sent its headers nothing can be rendered any more: an error goes on to
+    aiohttp, which logs it and closes the connection so the client sees a short body. A reader that
+    hangs up mid-body (JuiceFS aborts reads it no longer needs) is routine and only logged at debug.
     """
     try:
         return await handler(request)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
         return render.page_not_found()
+    except ConnectionError:
+        streaming = request.get(STREAMING_RESPONSE)
+        if streaming is None:
+            raise
+        log.debug("%s %s: the client went away mid-body", request.method, request.path)
+        return streaming  # already prepared: aiohttp finishes it quietly on the closed connection
     except DFError as exc:
-        if request.get(RESPONSE_STARTED):
+        if STREAMING_RESPONSE in request:
             raise
         if render.error_status(exc, request.method) == 500:
             log.warning("%s %s failed: %r", request.method, request.path, exc)
@@ -46,7 +53,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException:
         raise
     except Exception as exc:
-        if request.get(RESPONSE_STARTED):
+        if STREAMING_RESPONSE in request:
             raise
         log.exception("%s %s failed", request.method, request.path)
         return render.json_response(500, {"errors": f"internal error: {type(exc).__name__}"})

@@ -8,6 +8,7 @@ Upstream is a Gin server, so bodies are what Go's `encoding/json` emits and erro
 | NotFound         | 404    | missing object (HEAD, GET); clients depend on exactly 404  |
 | InvalidRange     | 416    | unparsable or multi-range `Range` (GET)                    |
 | AccessDenied     | 500    | upstream passes backend refusals through as 500            |
+| Conflict         | 500    | e.g. creating an existing bucket (upstream: backend error) |
 | ClientError      | 422    | Gin's binding/validation failures (bad names, form, query) |
 | anything else    | 500    | backend or P2P failure                                     |
 
@@ -42,6 +43,7 @@ _STATUS_BY_CLASS: dict[type[errors.DFError], int] = {
     errors.NotFound: 404,
     errors.InvalidRange: 416,
     errors.AccessDenied: 500,
+    errors.Conflict: 500,
     errors.ClientError: 422,
     errors.DFError: 500,
 }

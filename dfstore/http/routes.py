@@ -19,8 +19,9 @@ from p2p.common.sendfile import send_regions
 if TYPE_CHECKING:
     from dfstore.core.service import ObjectService
 
-# Set once a GET has sent its headers: from then on an error can only abort the connection.
-RESPONSE_STARTED = web.RequestKey("dfstore_response_started", bool)
+# The GET response once its headers are on their way: from then on an error can only abort the
+# connection, and a client that went away is no error at all.
+STREAMING_RESPONSE = web.RequestKey("dfstore_streaming_response", web.StreamResponse)
 
 COPY_OPERATION = "copy"
 
@@ -83,7 +84,7 @@ class DfstoreHandlers:
             response = web.StreamResponse(status=200)
             response.content_length = reader.content_length
             response.content_type = reader.meta.content_type or "application/octet-stream"
-            request[RESPONSE_STARTED] = True
+            request[STREAMING_RESPONSE] = response
             await response.prepare(request)
             await send_regions(request, response, reader.regions())
             await response.write_eof()
