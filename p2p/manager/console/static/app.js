@@ -24,6 +24,13 @@ function h(tag, attrs, ...children) {
 }
 
 function badge(state) { return h("span", { class: `badge ${state}`, "data-state": state }, state); }
+function bytes(n) {
+  if (n < 0) return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
 function when(ts) { return ts ? new Date(ts).toLocaleString() : "—"; }
 function main() { return document.getElementById("main"); }
 
@@ -288,7 +295,7 @@ async function viewClusterTasks(seq, id) {
         { title: "Task", cell: (t) => h("span", { class: "mono" }, t.id) },
         { title: "URL", cell: (t) => t.url },
         { title: "State", cell: (t) => badge(t.state || "unknown") },
-        { title: "Size", cell: (t) => (t.content_length >= 0 ? `${t.content_length} B` : "—") },
+        { title: "Size", cell: (t) => bytes(t.content_length) },
         { title: "Peers", cell: (t) => t.peer_count },
       ], tasks, "No tasks reported.", "tasks"),
       h("h2", {}, `Peers (${peers.length})`),
