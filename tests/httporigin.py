@@ -34,6 +34,7 @@ class Origin:
     fail_gets: int = 0  # answer this many next GETs with 500
     ignore_range: bool = False  # answer 200 with the whole body
     send_etag: bool = True  # else only Last-Modified
+    refuse_head: bool = False  # like a URL presigned for GET only
     hold_from: int | None = None  # GETs starting at or past this offset wait for `release`
     release: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
@@ -67,6 +68,8 @@ class Origin:
         size = self.size(name)
         if request.method == "HEAD":
             self.heads += 1
+            if self.refuse_head:
+                return web.Response(status=403)
             head = web.StreamResponse(headers=self._headers(name))
             head.content_length = size
             await head.prepare(request)
@@ -79,7 +82,7 @@ class Origin:
             spec = None if self.ignore_range else parse_range(request.headers.get("Range"))
             span = spec.resolve(size) if spec is not None else None
         except (MalformedRange, RangeNotSatisfiable):
-            return web.Response(status=416)
+            return web.Response(status=416, headers={**self._headers(name), "Content-Range": f"bytes */{size}"})
         start, length = (span.start, span.length) if span is not None else (0, size)
         if self.hold_from is not None and start >= self.hold_from:
             await self.release.wait()

@@ -6,7 +6,7 @@ Version identity: the ETag when the origin sends one, else `<size>-<Last-Modifie
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -55,18 +55,27 @@ class HTTPSource:
         self._session = None
 
     async def stat(self, url: str) -> SourceStat:
+        """HEAD; when the origin refuses HEAD (403/405: e.g. a URL presigned for GET only), a GET of
+        byte 0 whose Content-Range names the size."""
         try:
             async with self._client().head(url, allow_redirects=True) as resp:
+                if resp.status not in (403, 405):
+                    _check_status(resp.status, url)
+                    if resp.content_length is None:
+                        raise SourceError(f"origin sent no Content-Length for {redact(url)}")
+                    return _stat_from(resp.headers, resp.content_length)
+            headers = {"Range": "bytes=0-0", "Accept-Encoding": "identity"}
+            async with self._client().get(url, headers=headers) as resp:
+                if resp.status == 416:  # an empty object has no byte 0
+                    return _stat_from(resp.headers, _range_total(resp.headers.get("Content-Range", ""), url))
                 _check_status(resp.status, url)
-                size = resp.content_length
-                if size is None:
+                if resp.status == 206:
+                    return _stat_from(resp.headers, _range_total(resp.headers.get("Content-Range", ""), url))
+                if resp.content_length is None:
                     raise SourceError(f"origin sent no Content-Length for {redact(url)}")
-                etag = resp.headers.get("ETag", "").strip()
-                version = etag or f"{size}-{resp.headers.get('Last-Modified', '')}"
-                content_type = resp.headers.get("Content-Type", "application/octet-stream")
-                return SourceStat(size=size, version=version, content_type=content_type)
+                return _stat_from(resp.headers, resp.content_length)  # body left unread: released
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SourceError(f"HEAD {redact(url)} failed: {type(exc).__name__}") from exc
+            raise SourceError(f"stat of {redact(url)} failed: {type(exc).__name__}") from exc
 
     async def read(self, url: str, offset: int, length: int) -> AsyncIterator[bytes]:
         """Exactly `length` bytes from `offset` (a 206 answer, or a 200 when reading from 0)."""
@@ -91,6 +100,20 @@ class HTTPSource:
             raise SourceError(f"GET {redact(url)} failed: {type(exc).__name__}") from exc
         if left:
             raise SourceError(f"short read from {redact(url)}: {length - left} of {length} bytes")
+
+
+def _stat_from(headers: Mapping[str, str], size: int) -> SourceStat:
+    etag = headers.get("ETag", "").strip()
+    version = etag or f"{size}-{headers.get('Last-Modified', '')}"
+    return SourceStat(size=size, version=version, content_type=headers.get("Content-Type", "application/octet-stream"))
+
+
+def _range_total(content_range: str, url: str) -> int:
+    """The size in `bytes a-b/SIZE` or `bytes */SIZE`."""
+    _, _, total = content_range.rpartition("/")
+    if not total.isdigit():
+        raise SourceError(f"origin sent no usable Content-Range for {redact(url)}")
+    return int(total)
 
 
 def _check_status(status: int, url: str) -> None:

@@ -32,6 +32,23 @@ async def test_stat_uses_etag_else_size_and_last_modified() -> None:
             await source.close()
 
 
+async def test_stat_falls_back_to_a_one_byte_get_when_head_is_refused() -> None:
+    async with serve_origin() as origin:
+        url = origin.put("c", DATA, version="v9")
+        empty = origin.put("empty", b"", version="v0")
+        origin.refuse_head = True
+        source = HTTPSource()
+        try:
+            stat = await source.stat(url)
+            assert (stat.size, stat.version) == (len(DATA), '"v9"')
+            assert (await source.stat(empty)).size == 0
+            assert [(g.start, g.length) for g in origin.gets] == [(0, 1)]  # the empty one got a 416
+            with pytest.raises(SourceNotFound):
+                await source.stat(origin.url("missing"))
+        finally:
+            await source.close()
+
+
 async def test_ranged_reads_are_exact() -> None:
     async with serve_origin() as origin:
         url = origin.put("b", DATA)
