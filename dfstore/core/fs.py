@@ -28,9 +28,11 @@ import os
 import shutil
 import stat as stat_mod
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +79,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, tmp_dir: Path, record: dict[str, Any]) -> None:
+def _write_json_atomic(path: Path, tmp_dir: Path, record: dict[str, Any], *, durable: bool = True) -> None:
     tmp = tmp_dir / f"{uuid.uuid4().hex}.json"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -180,12 +183,18 @@ class FilesystemBackend:
                 raise InvalidArgument("object key must not contain NUL", bucket=bucket)
             if len(part.encode()) > NAME_MAX:
                 raise KeyTooLongError(f"a key segment is longer than {NAME_MAX} bytes", bucket=bucket)
-        bucket_dir = self.root / bucket
-        node = bucket_dir.joinpath(*parts)
+        # one Path per location (pathlib joins are slow, and listings do this per key)
+        root = str(self.root)
+        bucket_dir = Path(f"{root}/{bucket}")
+        node = Path(f"{root}/{bucket}/{'/'.join(parts)}")
+        meta = self._meta_base(bucket, key)
+        data = Path(f"{meta}.data") if dir_key else node
+        return _Loc(bucket, key, bucket_dir, node, data, Path(f"{meta}.json"), dir_key)
+
+    def _meta_base(self, bucket: str, key: str) -> str:
+        """The sidecar path without its suffix: named by the key's hash, never by the key."""
         h = hashlib.sha256(key.encode()).hexdigest()
-        meta_dir = self._hidden / "meta" / bucket / h[:2]
-        data = meta_dir / f"{h}.data" if dir_key else node
-        return _Loc(bucket, key, bucket_dir, node, data, meta_dir / f"{h}.json", dir_key)
+        return f"{self.root}/{HIDDEN}/meta/{bucket}/{h[:2]}/{h}"
 
     def check_key(self, bucket: str, key: str) -> None:
         self._loc(bucket, key)
@@ -200,14 +209,15 @@ class FilesystemBackend:
     async def head_object(self, bucket: str, key: str) -> ObjectMeta:
         return await asyncio.to_thread(self._head, bucket, key)
 
-    def _stat(self, loc: _Loc) -> os.stat_result:
-        if not loc.bucket_dir.is_dir():
+    def _stat(self, loc: _Loc, *, walked: bool = False) -> os.stat_result:
+        """`walked`: the key came from a listing walk, which follows no symlinks: skip those checks."""
+        if not walked and not loc.bucket_dir.is_dir():
             raise NoSuchBucket(f"bucket {loc.bucket!r} does not exist", bucket=loc.bucket)
         missing = NoSuchKey(f"no such key in bucket {loc.bucket!r}", bucket=loc.bucket, key=loc.key)
         try:
             if loc.dir_key and not loc.node.is_dir():
                 raise missing
-            if not self._inside(loc, loc.node):
+            if not walked and not self._inside(loc, loc.node):
                 raise missing  # a symlink planted in the bucket that points outside it
             st = os.stat(loc.data)
         except (FileNotFoundError, NotADirectoryError):
@@ -218,21 +228,21 @@ class FilesystemBackend:
             raise missing
         return st
 
-    def _head(self, bucket: str, key: str) -> ObjectMeta:
+    def _head(self, bucket: str, key: str, *, walked: bool = False) -> ObjectMeta:
         loc = self._loc(bucket, key)
         for _ in range(3):
-            st = self._stat(loc)
+            st = self._stat(loc, walked=walked)
             record = self._read_sidecar(loc, st)
             if record is not None:
                 return self._meta(loc, st, record)
             etag = _md5_file(loc.data)
-            after = self._stat(loc)
+            after = self._stat(loc, walked=walked)
             if (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
                 # unchanged while hashing: cache it
                 record = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "etag": etag}
                 try:
                     loc.meta.parent.mkdir(parents=True, exist_ok=True)
-                    _write_json_atomic(loc.meta, self._tmp, record)
+                    _write_json_atomic(loc.meta, self._tmp, record, durable=False)  # a cache: no fsync
                 except OSError:
                     pass  # a read-only origin still serves; the ETag is recomputed next time
                 return self._meta(loc, st, record)
@@ -421,7 +431,7 @@ class FilesystemBackend:
         objects = []
         for key in page.items:
             try:
-                objects.append(self._head(bucket, key))
+                objects.append(self._head(bucket, key, walked=True))
             except ClientError:
                 continue  # deleted since the scan
         return ListPage(objects, page.common_prefixes, page.is_truncated, page.next_marker)
@@ -454,8 +464,28 @@ class FilesystemBackend:
                 cache[dir_path] = found
             return cache[dir_path]
 
+        def first_index(items: list[tuple[bytes, bool]], bound: bytes, bisect: Callable[..., int]) -> int:
+            """Where entries that may hold keys at or past `bound` start: the directory whose name
+            is a prefix of the bound sorts just before it and must be entered too."""
+            i = bisect(items, bound, key=itemgetter(0))
+            if i and items[i - 1][1] and bound.startswith(items[i - 1][0]):
+                i -= 1
+            return i
+
         def walk(dir_path: bytes, rel: bytes) -> Iterator[tuple[str, str]]:
-            for name, is_dir in entries(dir_path):
+            items = entries(dir_path)
+            # Jump over what sorts before the marker or the prefix instead of scanning it: a
+            # listing restarts here after every common prefix.
+            start = 0
+            if after.startswith(rel) and len(after) > len(rel):
+                start = first_index(items, after[len(rel):], bisect_right)
+            local_prefix = prefix_b[len(rel):] if prefix_b.startswith(rel) else b""
+            if local_prefix:
+                start = max(start, first_index(items, local_prefix, bisect_left))
+            for idx in range(start, len(items)):
+                name, is_dir = items[idx]
+                if local_prefix and name > local_prefix and not name.startswith(local_prefix):
+                    break  # sorted: nothing later can match the prefix
                 key_b = rel + name
                 if len(key_b) > MAX_KEY_BYTES and not is_dir:
                     continue
@@ -466,7 +496,7 @@ class FilesystemBackend:
                         continue  # the whole subtree sorts before the bound
                     if key_b > after and key_b.startswith(prefix_b) and len(key_b) <= MAX_KEY_BYTES:
                         key = key_b.decode()
-                        if self._loc(bucket, key).data.is_file():
+                        if os.path.isfile(self._meta_base(bucket, key) + ".data"):
                             yield key, key  # the `dir/` object itself
                     yield from walk(dir_path + b"/" + name[:-1], key_b)
                 elif key_b > after and key_b.startswith(prefix_b):

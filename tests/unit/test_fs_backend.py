@@ -313,8 +313,8 @@ async def test_listing_matches_the_model(fs: FilesystemBackend, tmp_path: Path) 
         keys.add(key)
     for key in keys:
         await put(fs, tmp_path, key, b"")
-    for _ in range(120):
-        prefix = rng.choice(["", "a", "a/", "b", "é", "z/"])
+    for _ in range(300):
+        prefix = rng.choice(["", "a", "a/", "b", "é", "z/", "a/b", "b/a/", "a-"])
         marker = rng.choice(["", "a", "a/", "b/", "b-", rng.choice(sorted(keys))])
         delimiter = rng.choice(["", "/", "-"])
         max_keys = rng.randint(0, 12)
