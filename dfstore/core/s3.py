@@ -188,6 +188,9 @@ class S3Backend:
             "get_object", bucket, key, Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
         )
         body = resp["Body"]
+        if "ContentRange" not in resp and (offset or int(resp.get("ContentLength", -1)) != length):
+            body.close()  # a 200 with the whole object: its first bytes are not the ones asked for
+            raise BackendError("origin ignored the Range header", bucket=bucket, key=key)
 
         def read_chunk(n: int) -> bytes:
             with map_s3_errors(bucket, key):

@@ -92,6 +92,11 @@ class ObjectService:
         self.tasks = tasks
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # Left by a previous process that died mid-PUT: nothing acknowledged refers to them.
+        # (Runs once at start-up, before any request.)
+        for stale in self.spool_dir.iterdir():
+            if stale.suffix in (".spool", ".replica"):
+                stale.unlink(missing_ok=True)
         self.writeback = writeback
         self.replicator = replicator
         self._replications: set[asyncio.Task[None]] = set()
