@@ -299,7 +299,9 @@ class WriteBackQueue:
     # ---- workers -------------------------------------------------------------------------
 
     def _queue(self, ident: Ident) -> None:
-        self._retries.pop(ident, None)
+        retry = self._retries.pop(ident, None)
+        if retry is not None:
+            retry.cancel()  # a newer write goes now; no-op when called by that very timer
         if ident not in self._queued:
             self._queued.add(ident)
             self._ready.put_nowait(ident)
