@@ -25,6 +25,19 @@ STREAMING_RESPONSE = web.RequestKey("dfstore_streaming_response", web.StreamResp
 
 COPY_OPERATION = "copy"
 
+_OBJECT = "/buckets/{id}/objects/{key:.*}"
+# (method, path, handler name): upstream's route table, nothing more (pinned by a unit test).
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/healthy", "healthy"),
+    ("GET", "/metadata", "metadata"),
+    ("POST", "/buckets/{id}", "create_bucket"),
+    ("GET", "/buckets/{id}/metadatas", "list_objects"),
+    ("HEAD", _OBJECT, "head_object"),
+    ("GET", _OBJECT, "get_object"),
+    ("PUT", _OBJECT, "put_object"),
+    ("DELETE", _OBJECT, "delete_object"),
+)
+
 
 @dataclass(frozen=True)
 class EdgeSettings:
@@ -41,15 +54,8 @@ class DfstoreHandlers:
         self._settings = settings
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        objects = "/buckets/{id}/objects/{key:.*}"
-        router.add_route("GET", "/healthy", self.healthy)
-        router.add_route("GET", "/metadata", self.metadata)
-        router.add_route("POST", "/buckets/{id}", self.create_bucket)
-        router.add_route("GET", "/buckets/{id}/metadatas", self.list_objects)
-        router.add_route("HEAD", objects, self.head_object)
-        router.add_route("GET", objects, self.get_object)
-        router.add_route("PUT", objects, self.put_object)
-        router.add_route("DELETE", objects, self.delete_object)
+        for method, path, name in ROUTES:
+            router.add_route(method, path, getattr(self, name))
 
     async def healthy(self, request: web.Request) -> web.Response:
         return render.json_response(200, "OK")
