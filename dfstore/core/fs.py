@@ -361,9 +361,11 @@ class FilesystemBackend:
         parent = loc.node if loc.dir_key else loc.node.parent
         if loc.node.is_dir() and not loc.dir_key:
             raise IsADirectoryError(errno.EISDIR, "is a directory")
-        parent.mkdir(parents=True, exist_ok=True)
+        # Checked before mkdir, which would follow a planted symlink and create directories outside
+        # (realpath resolves the existing part and keeps the missing rest as written).
         if not self._inside(loc, parent / "x"):
             raise InvalidArgument("object key resolves outside its bucket", bucket=loc.bucket)
+        parent.mkdir(parents=True, exist_ok=True)
         loc.meta.parent.mkdir(parents=True, exist_ok=True)
 
     def _conflict(self, loc: _Loc, why: str) -> KeyConflict:
@@ -381,19 +383,19 @@ class FilesystemBackend:
         loc = self._loc(bucket, key)
         if not loc.bucket_dir.is_dir():
             raise NoSuchBucket(f"bucket {bucket!r} does not exist", bucket=bucket)
+        inside = self._inside(loc, loc.node)
         try:
             if not loc.dir_key:
-                if loc.node.is_dir() or not self._inside(loc, loc.node):
+                if loc.node.is_dir() or not inside:
                     return  # not an object: nothing to delete
-                loc.data.unlink(missing_ok=True)
-            else:
-                loc.data.unlink(missing_ok=True)
+            loc.data.unlink(missing_ok=True)
             loc.meta.unlink(missing_ok=True)
         except NotADirectoryError:
             return
         except OSError as exc:
             raise BackendError(f"cannot delete object: {exc.strerror}", bucket=bucket, key=key) from exc
-        self._prune(loc)
+        if inside:
+            self._prune(loc)
 
     def _prune(self, loc: _Loc) -> None:
         """Remove directories left empty, up to the bucket, keeping those that are `dir/` objects."""

@@ -137,7 +137,14 @@ async def test_symlink_out_of_the_root_is_not_followed(fs: FilesystemBackend, tm
         await fs.head_object(B, "link/passwd")
     with pytest.raises(InvalidArgument):
         await put(fs, tmp_path, "link/new", b"x")
-    assert not (secret / "new").exists()
+    with pytest.raises(InvalidArgument):
+        await put(fs, tmp_path, "link/deeper/dirs/obj", b"x")
+    with pytest.raises(InvalidArgument):
+        await put(fs, tmp_path, "link/sub/", b"")
+    (secret / "keep").mkdir()
+    await fs.delete_object(B, "link/keep/")
+    await fs.delete_object(B, "link/passwd")
+    assert sorted(p.name for p in secret.iterdir()) == ["keep", "passwd"]
     assert (await fs.list_objects(B)).objects == []
 
 
