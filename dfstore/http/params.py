@@ -47,7 +47,7 @@ class Upload:
     """A parsed PUT form: the text fields, and the `file` part's body still on the wire."""
 
     mode: PutMode
-    filter: str
+    filter: str  # accepted for wire compatibility; see EdgeSettings.default_filter
     max_replicas: int  # 0: the daemon's default
     content_type: str
     body: AsyncIterator[bytes]
@@ -78,10 +78,6 @@ def byte_range(request: web.Request) -> RangeSpec | None:
         return parse_range(request.headers.get("Range"))
     except MalformedRange as exc:
         raise InvalidRange(str(exc)) from exc
-
-
-def get_filter(request: web.Request, default: str) -> str:
-    return request.query.get("filter") or default
 
 
 def list_query(request: web.Request) -> ListQuery:
@@ -212,7 +208,6 @@ __all__ = [
     "bucket_param",
     "byte_range",
     "copy_source",
-    "get_filter",
     "list_query",
     "object_path",
     "open_upload",

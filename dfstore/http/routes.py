@@ -41,7 +41,10 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 
 @dataclass(frozen=True)
 class EdgeSettings:
-    default_filter: str  # task-id filter when a request names none (see Upload.filter)
+    # Dragonfly's task-id filter strips presigned-URL parameters. Task ids here come from the object's
+    # URL and origin version, never from a presigned URL, so `filter` (query or form) is accepted and
+    # changes nothing; the default is kept for replication to seed peers.
+    default_filter: str
     max_replicas: int  # seed-peer copies when a PUT names none
     backend_name: str
     region: str
