@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from dfstore.config import DfstoreConfig
+from gateway.config import GatewayConfig
 from p2p.common.config import Section
 from p2p.daemon.config import DaemonConfig
 
@@ -20,6 +21,7 @@ class NodeConfig(Section):
     port_fallback: bool = Field(default=False, description="bind a free port when a configured one is taken")
     daemon: DaemonConfig = DaemonConfig()
     dfstore: DfstoreConfig = DfstoreConfig()
+    gateway: GatewayConfig = GatewayConfig()
 
     def home_path(self) -> Path:
         return Path(self.home).expanduser() if self.home else Path.home() / ".dfly" / self.daemon.name

@@ -17,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from dfly.config import NodeConfig
+from dfstore.core.backend import build_backend
 from dfstore.core.service import ObjectService
 from dfstore.core.source import BackendSource
 from dfstore.core.writeback import WriteBackQueue
 from dfstore.http.app import RUNNER_KWARGS as DFSTORE_RUNNER_KWARGS
 from dfstore.http.app import create_app as create_dfstore_app
+from gateway.app import RUNNER_KWARGS as GATEWAY_RUNNER_KWARGS
+from gateway.app import create_app as create_gateway_app
 from p2p.daemon.httpsource import HTTPSource
 from p2p.daemon.p2p import P2PNode
 from p2p.daemon.store import PieceStore
 from p2p.daemon.tasks import TaskManager
 from p2p.daemon.upload import upload_app
-
-from dfly.config import NodeConfig
-from dfstore.core.backend import build_backend
 from p2p.source import SourceRouter
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class NodeEndpoints:
     seed: bool
     dfstore: str
     upload: str
+    s3: str  # empty when the gateway is off
 
 
 async def _start_site(
@@ -134,12 +137,29 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
                 **DFSTORE_RUNNER_KWARGS,
             )
             dfstore_url = f"http://{_url_host(config.dfstore.listen)}:{port}"
+        s3_url = ""
+        gw = config.gateway
+        if gw.enable and not gw.access_key:
+            # SigV4 is not optional: without credentials the gateway stays off rather than open.
+            log.warning("S3 gateway disabled: set gateway.access_key and gateway.secret_key to enable it")
+        elif gw.enable:
+            staging = Path(gw.staging_dir) if gw.staging_dir else home / "multipart"
+            port = await _start_site(
+                stack,
+                create_gateway_app(service, gw, staging_dir=staging),
+                gw.listen,
+                gw.port,
+                fallback=config.port_fallback,
+                **GATEWAY_RUNNER_KWARGS,
+            )
+            s3_url = f"http://{_url_host(gw.listen)}:{port}"
         yield NodeEndpoints(
             name=config.daemon.name,
             pid=os.getpid(),
             seed=config.daemon.seed,
             dfstore=dfstore_url,
             upload=f"http://{_url_host(host)}:{upload_port}",
+            s3=s3_url,
         )
 
 

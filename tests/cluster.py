@@ -15,6 +15,10 @@ from dfly.procs import Child, spawn
 
 _names = itertools.count()
 
+# Gateway credentials of every test daemon.
+S3_ACCESS_KEY = "dflytestaccesskey"
+S3_SECRET_KEY = "dflytestsecretkey0123456789"
+
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -27,8 +31,13 @@ def node_config(workdir: Path, name: str, origin: dict[str, Any], extra: dict[st
     """Write a daemon config that binds only free loopback ports."""
     data: dict[str, Any] = {
         "home": str(workdir / name),
-        "daemon": {"name": name, "upload": {"listen": "127.0.0.1", "port": 0}},
+        "daemon": {
+            "name": name,
+            "upload": {"listen": "127.0.0.1", "port": 0},
+            "rpc": {"listen": "127.0.0.1", "port": 0},
+        },
         "dfstore": {"listen": "127.0.0.1", "port": 0, "origin": origin},
+        "gateway": {"listen": "127.0.0.1", "port": 0, "access_key": S3_ACCESS_KEY, "secret_key": S3_SECRET_KEY},
     }
     data = merge(data, extra or {})
     (workdir / name).mkdir(parents=True, exist_ok=True)
