@@ -33,7 +33,13 @@ class Backend(Protocol):
 
     async def head_object(self, bucket: str, key: str) -> ObjectMeta: ...
 
-    def read_object(self, bucket: str, key: str, offset: int, length: int) -> AsyncIterator[bytes]: ...
+    def read_object(
+        self, bucket: str, key: str, offset: int, length: int, *, etag: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream `length` bytes from `offset` (BackendError on a short read). With `etag`, raise
+        PreconditionFailed when the object is no longer that version, so a download that spans an
+        overwrite fails instead of mixing two versions."""
+        ...
 
     async def put_object(
         self, bucket: str, key: str, path: Path, options: PutOptions, *, etag: str | None = None

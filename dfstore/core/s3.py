@@ -32,6 +32,7 @@ from dfstore.errors import (
     InvalidRange,
     NoSuchBucket,
     NoSuchKey,
+    PreconditionFailed,
 )
 from dfstore.models import Bucket, ListPage, ObjectMeta, PutOptions
 from p2p.types import MiB
@@ -47,6 +48,7 @@ _ERRORS: dict[str, type[DFError]] = {
     "BucketAlreadyExists": BucketAlreadyOwnedByYou,
     "BucketNotEmpty": BucketNotEmpty,
     "InvalidRange": InvalidRange,
+    "PreconditionFailed": PreconditionFailed,
 }
 
 
@@ -179,14 +181,17 @@ class S3Backend:
             user_meta={k.lower(): v for k, v in (resp.get("Metadata") or {}).items()},
         )
 
-    async def read_object(self, bucket: str, key: str, offset: int, length: int) -> AsyncIterator[bytes]:
+    async def read_object(
+        self, bucket: str, key: str, offset: int, length: int, *, etag: str | None = None
+    ) -> AsyncIterator[bytes]:
         check_bucket(bucket)
         check_key(bucket, key)
         if length <= 0:
             return
-        resp = await self._call(
-            "get_object", bucket, key, Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
-        )
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={offset}-{offset + length - 1}"}
+        if etag:
+            kwargs["IfMatch"] = f'"{etag}"'  # 412 once the object was overwritten
+        resp = await self._call("get_object", bucket, key, **kwargs)
         body = resp["Body"]
         if "ContentRange" not in resp and (offset or int(resp.get("ContentLength", -1)) != length):
             body.close()  # a 200 with the whole object: its first bytes are not the ones asked for

@@ -34,7 +34,7 @@ from dfstore.core.backend import Backend
 from dfstore.core.fetch import ObjectReader, map_p2p_errors
 from dfstore.core.keys import check_bucket
 from dfstore.core.listing import clamp_max_keys
-from dfstore.core.source import object_url
+from dfstore.core.source import BackendSource, object_url
 from dfstore.core.writeback import PendingEntry, WriteBackQueue
 from dfstore.errors import (
     BackendError,
@@ -146,9 +146,20 @@ class ObjectService:
                 raise InvalidRange(
                     f"range not satisfiable for an object of {meta.size} bytes", size=meta.size, bucket=bucket, key=key
                 ) from None
+        url = object_url(bucket, key)
+        self._pin(url, meta.etag)
         with map_p2p_errors(bucket, key):
-            reader = await self.tasks.open(object_url(bucket, key), stat=_stat_of(meta), byte_range=resolved)
+            reader = await self.tasks.open(url, stat=_stat_of(meta), byte_range=resolved)
         return ObjectReader(meta, resolved, reader)
+
+    def _pin(self, url: str, etag: str) -> None:
+        """Tell our back-to-source which version this read is for (see BackendSource.pin)."""
+        try:
+            source = self.tasks.sources.for_url(url)
+        except P2PError:
+            return
+        if isinstance(source, BackendSource):
+            source.pin(url, etag)
 
     async def list_objects(
         self, bucket: str, *, prefix: str = "", marker: str = "", delimiter: str = "", max_keys: int = 1000

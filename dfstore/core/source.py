@@ -10,6 +10,7 @@ When given the write-back journal, stat and read see an object still waiting the
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from dfstore.core.writeback import WriteBackQueue
 
 SCHEME = "dfs"
+MAX_PINS = 10_000  # recent GETs whose version back-to-source reads check
 _PREFIX = f"{SCHEME}://"
 
 
@@ -57,6 +59,17 @@ class BackendSource:
     def __init__(self, backend: Backend, writeback: WriteBackQueue | None = None) -> None:
         self._backend = backend
         self._writeback = writeback
+        self._pins: OrderedDict[str, str] = OrderedDict()  # url -> ETag the reads must still find
+
+    def pin(self, url: str, etag: str) -> None:
+        """Reads of `url` from now on must find this version (the ObjectService's HEAD just saw it):
+        a download that spans an overwrite then fails rather than mixing two versions."""
+        if not etag:
+            return
+        self._pins[url] = etag
+        self._pins.move_to_end(url)
+        while len(self._pins) > MAX_PINS:
+            self._pins.popitem(last=False)
 
     def _parse(self, url: str) -> tuple[str, str]:
         try:
@@ -80,7 +93,7 @@ class BackendSource:
         if self._writeback is not None and entry is not None:
             stream = self._writeback.read(entry, offset, length)
         else:
-            stream = self._backend.read_object(bucket, key, offset, length)
+            stream = self._backend.read_object(bucket, key, offset, length, etag=self._pins.get(url))
         try:
             with _as_source_errors(url):
                 async for chunk in stream:

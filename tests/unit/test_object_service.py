@@ -286,3 +286,16 @@ async def test_backend_source_speaks_p2p_errors(node: Node) -> None:
         [c async for c in node.source.read(url, 8, 5)]  # past the end: a short read
     with pytest.raises(SourceError):
         await node.source.stat("dfs://bkt")
+
+
+async def test_back_to_source_reads_are_pinned_to_the_version_seen(node: Node, tmp_path: Path) -> None:
+    etag = await put(node, "v", b"version one")
+    url = object_url(B, "v")
+    node.source.pin(url, etag)
+    assert b"".join([c async for c in node.source.read(url, 0, 11)]) == b"version one"
+    src = tmp_path / "src"
+    src.write_bytes(b"version two")
+    await node.backend.put_object(B, "v", src, PutOptions())  # overwritten mid-download
+    with pytest.raises(SourceError, match="changed"):
+        [c async for c in node.source.read(url, 0, 11)]
+    assert await get(node, "v") == b"version two"  # a new GET sees (and pins) the new version
