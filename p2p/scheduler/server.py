@@ -63,7 +63,11 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     report = convert.report_from_pb(msg)
                     if peer is None or report.kind is ReportKind.BEGIN:
                         peer = self.service.attach(report.peer_id, send)
-                    code = self.service.handle_report(report)
+                    try:
+                        code = self.service.handle_report(report)
+                    except Exception:  # one bad report must not end the peer's stream
+                        log.exception("report %s of peer %s failed", report.kind.name, report.peer_id)
+                        continue
                     if code is Code.REREGISTER:
                         send(PeerPacket(task_id=report.task_id, peer_id=report.peer_id, code=code))
                     if report.kind is ReportKind.END:
