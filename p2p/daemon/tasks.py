@@ -86,8 +86,8 @@ async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
 class BackToSource:
     """Fill a task from the origin: ranged reads, `concurrency` pieces in flight, lowest pieces first.
 
-    Each piece is read fully into one buffer, then written, so memory stays at about
-    `concurrency` x piece size per task. A failed piece read is retried `attempts` times.
+    Each worker reads a piece fully into its one reusable buffer, then writes it, so memory stays at
+    about `concurrency` x piece size per task. A failed piece read is retried `attempts` times.
     """
 
     def __init__(
@@ -105,19 +105,21 @@ class BackToSource:
         todo = iter(missing)  # shared by the workers: each takes the next lowest piece
 
         async def worker() -> None:
+            buf = bytearray(task.piece_size)  # one buffer per worker, reused for every piece it reads
+            view = memoryview(buf)
             for n in todo:
                 if task.has_piece(n):
                     continue
-                data = await self._read_piece(base + n * task.piece_size, task.piece_length(n))
-                await task.write_piece(n, data)
-                del data  # don't hold this piece while reading the next one
+                length = task.piece_length(n)
+                await self._read_piece(base + n * task.piece_size, view[:length])
+                await task.write_piece(n, view[:length])
 
         await run_all([worker() for _ in range(min(self._concurrency, len(missing)))])
 
-    async def _read_piece(self, offset: int, length: int) -> bytearray:
+    async def _read_piece(self, offset: int, into: memoryview) -> None:
         for attempt in range(1, self._attempts + 1):
             try:
-                return await self._read_once(offset, length)
+                return await self._read_once(offset, into)
             except SourceNotFound:
                 raise
             except SourceError as exc:
@@ -125,10 +127,9 @@ class BackToSource:
                     raise
                 log.info("origin read at %d failed (%s); retrying", offset, exc.message)
                 await asyncio.sleep(self._retry_delay_s * attempt)
-        raise AssertionError("unreachable")
 
-    async def _read_once(self, offset: int, length: int) -> bytearray:
-        buf = bytearray(length)
+    async def _read_once(self, offset: int, into: memoryview) -> None:
+        length = len(into)
         pos = 0
         stream = self._sources.read(self._url, offset, length)
         try:
@@ -136,7 +137,7 @@ class BackToSource:
                 end = pos + len(chunk)
                 if end > length:
                     raise SourceError(f"origin sent more than the {length} bytes asked for")
-                buf[pos:end] = chunk
+                into[pos:end] = chunk
                 pos = end
         finally:
             aclose = getattr(stream, "aclose", None)
@@ -144,7 +145,6 @@ class BackToSource:
                 await aclose()
         if pos != length:
             raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")
-        return buf
 
 
 class TaskReader:
