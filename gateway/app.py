@@ -7,9 +7,11 @@ every request, `x-amz-request-id` on every response.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ DEPS = web.AppKey("gateway_deps", Deps)
 REQUEST_ID = web.RequestKey("s3_request_id", str)
 AUTH = web.RequestKey("s3_auth", object)  # AuthContext, or None when auth is off
 STARTED = web.RequestKey("s3_started", bool)
+PURGE_INTERVAL_S = 3600.0
 
 
 def create_app(service: ObjectService, config: GatewayConfig, *, staging_dir: Path) -> web.Application:
@@ -46,7 +49,32 @@ def create_app(service: ObjectService, config: GatewayConfig, *, staging_dir: Pa
     app[DEPS] = Deps(service=service, config=config, uploads=MultipartStore(staging_dir))
     app.router.add_route("*", "/{tail:.*}", _dispatch, expect_handler=_expect)
     app.on_response_prepare.append(_stamp)
+    if config.multipart_ttl_s > 0:
+        app.cleanup_ctx.append(_purge_stale_uploads)
     return app
+
+
+async def _purge_stale_uploads(app: web.Application) -> AsyncIterator[None]:
+    """Abandoned multipart uploads would fill the staging disk: drop them after multipart_ttl_s."""
+    deps = app[DEPS]
+
+    async def loop() -> None:
+        while True:
+            cutoff = datetime.now(UTC) - timedelta(seconds=deps.config.multipart_ttl_s)
+            try:
+                purged = await deps.uploads.purge(cutoff)
+            except OSError as exc:
+                log.warning("cannot purge stale multipart uploads: %s", exc)
+            else:
+                if purged:
+                    log.info("purged %d multipart uploads older than %.0f s", purged, deps.config.multipart_ttl_s)
+            await asyncio.sleep(PURGE_INTERVAL_S)
+
+    task = asyncio.create_task(loop(), name="gateway-multipart-purge")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def request_id(request: web.Request) -> str:

@@ -19,6 +19,7 @@ class GatewayConfig(Section):
     secret_key: SecretStr | None = None
     staging_dir: str = ""  # multipart parts; empty = <node dir>/multipart
     max_clock_skew_s: float = Field(default=15 * 60, gt=0)
+    multipart_ttl_s: float = Field(default=7 * 24 * 3600, ge=0, description="drop unfinished uploads; 0 = keep")
 
     @model_validator(mode="after")
     def _check(self) -> GatewayConfig:

@@ -180,6 +180,14 @@ class MultipartStore:
             raise NoSuchUpload("The specified upload does not exist.")
         await asyncio.to_thread(shutil.rmtree, folder, True)
 
+    async def purge(self, older_than: datetime) -> int:
+        """Remove uploads initiated before `older_than` (abandoned by their clients). Returns how many."""
+        stale = [uid for uid, r in await asyncio.to_thread(_scan_uploads, self._root)
+                 if datetime.fromisoformat(r["initiated"]) < older_than]
+        for upload_id in stale:
+            await asyncio.to_thread(shutil.rmtree, self._root / upload_id, True)
+        return len(stale)
+
     async def uploads(self, bucket: str, prefix: str = "") -> list[UploadEntry]:
         found = await asyncio.to_thread(_scan_uploads, self._root)
         return sorted(

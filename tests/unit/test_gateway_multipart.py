@@ -77,3 +77,19 @@ async def test_bad_md5_and_unknown_ids(tmp_path: Path) -> None:
             await store.get("bkt", "key", bad)
     with pytest.raises(NoSuchUpload):
         await store.get("other", "key", upload.upload_id)
+
+
+async def test_purge_drops_only_stale_uploads(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    store = MultipartStore(tmp_path)
+    old = await store.create("bkt", "old", PutOptions())
+    await store.write_part(old, 1, _chunks(b"abc"))
+    cutoff = datetime.now(UTC) + timedelta(microseconds=1)
+    await asyncio.sleep(0.01)
+    fresh = await store.create("bkt", "fresh", PutOptions())
+    assert await store.purge(cutoff) == 1
+    assert [u.key for u in await store.uploads("bkt")] == ["fresh"]
+    assert (await store.get("bkt", "fresh", fresh.upload_id)).key == "fresh"
+    with pytest.raises(NoSuchUpload):
+        await store.get("bkt", "old", old.upload_id)
