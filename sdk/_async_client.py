@@ -35,6 +35,9 @@ from ._multipart import BytesSource, FileSource, IterSource, MultipartBody, Path
 # aiohttp pauses the socket when this much is buffered unread; its 64 KiB default makes a fast
 # download stop and restart the transport thousands of times per GiB.
 READ_BUFFER_BYTES = 2 * 1024 * 1024
+# asyncio's selector transport takes at most 256 KiB per recv(); for a bulk body, 1 MiB reads cut the
+# client's CPU per byte by about a third (benchmarks/sdk_download.py), which on a busy host is speed.
+TRANSPORT_READ_BYTES = 1024 * 1024
 
 
 class AsyncClient:
@@ -264,6 +267,7 @@ class AsyncClient:
             )
             headers = {name.lower(): value for name, value in raw.headers.items()}
             if request.stream and 200 <= raw.status < 300:
+                _widen_reads(raw)
                 return Response(raw.status, headers, raw=raw)
             try:
                 if 200 <= raw.status < 300:
@@ -324,6 +328,13 @@ class AsyncObjectReader:
         if self._raw is None:
             raise RuntimeError("use the reader inside `async with client.get_object(...) as body:`")
         return self._raw
+
+
+def _widen_reads(raw: aiohttp.ClientResponse) -> None:
+    """Best effort: only asyncio's own selector transport has `max_size` (uvloop's reads are its own)."""
+    transport = raw.connection.transport if raw.connection is not None else None
+    if transport is not None and isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = max(transport.max_size, TRANSPORT_READ_BYTES)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
