@@ -9,6 +9,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from dfstore.errors import InvalidArgument, NotModified, PreconditionFailed
 from dfstore.models import ObjectMeta, PutOptions
+from gateway.parts import PARTS_META
 from gateway.xml import quoted_etag
 
 META_PREFIX = "x-amz-meta-"
@@ -69,8 +70,8 @@ def object_headers(meta: ObjectMeta, query: Mapping[str, str]) -> dict[str, str]
     }
     headers.update({k: v for k, v in optional.items() if v})
     for name, value in meta.user_meta.items():
-        if name == "digest" and value == f"md5:{meta.etag}":
-            continue  # the object service's own record of the MD5, not the user's metadata
+        if (name == "digest" and value == f"md5:{meta.etag}") or name == PARTS_META:
+            continue  # the object service's and the gateway's own records, not the user's metadata
         headers[META_PREFIX + name] = value
     for param, header in RESPONSE_OVERRIDES.items():
         if param in query:

@@ -47,6 +47,7 @@ class Assembled:
     path: Path
     etag: str  # md5 of the part md5s, "-N"
     size: int
+    part_sizes: list[int]
 
 
 def check_part_number(raw: str | None) -> int:
@@ -157,6 +158,7 @@ class MultipartStore:
         if any(b <= a for a, b in itertools.pairwise(numbers)):
             raise InvalidPartOrder("The list of parts was not in ascending order.")
         files = []
+        sizes = []
         md5s = b""
         for i, (number, etag) in enumerate(chosen):
             record = records.get(number)
@@ -169,10 +171,11 @@ class MultipartStore:
             if i < len(chosen) - 1 and record["size"] < MIN_PART_BYTES:
                 raise EntityTooSmall("Your proposed upload is smaller than the minimum allowed object size.")
             files.append(folder / record["file"])
+            sizes.append(record["size"])
             md5s += bytes.fromhex(etag)
         out = folder / f"object.{uuid.uuid4().hex}"
         size = await asyncio.to_thread(_concatenate, files, out)
-        return Assembled(out, f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}", size)
+        return Assembled(out, f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}", size, sizes)
 
     async def abort(self, upload_id: str) -> None:
         folder = self._dir(upload_id)

@@ -7,6 +7,7 @@ object service, which writes it to the origin (WriteBack) and seeds the local ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from gateway.handlers.call import S3Call, empty, xml_response
 from gateway.handlers.object import copy_source
 from gateway.headers import check_conditions, put_options
 from gateway.multipart import check_part_number
+from gateway.parts import PARTS_META, encode_layout
 from p2p.common.httprange import MalformedRange, parse_range
 
 MAX_PART_BYTES = 5 * 1024**3
@@ -75,13 +77,17 @@ async def complete_upload(call: S3Call) -> web.StreamResponse:
     )
     upload = await call.deps.uploads.get(call.bucket, call.key, upload_id)
     assembled = await call.deps.uploads.assemble(upload, chosen)
+    options = upload.options
+    layout = encode_layout(assembled.part_sizes)
+    if layout:
+        options = dataclasses.replace(options, user_meta={**options.user_meta, PARTS_META: layout})
     try:
         meta = await call.service.put_object_file(
             call.bucket,
             call.key,
             assembled.path,
             mode=PutMode.WRITE_BACK,
-            options=upload.options,
+            options=options,
             etag=assembled.etag,
         )
     finally:

@@ -12,12 +12,13 @@ from aiohttp import web
 
 from dfstore.core.keys import check_bucket, check_key
 from dfstore.errors import EntityTooLarge, InvalidArgument, InvalidRange, InvalidRequest
-from dfstore.models import ObjectMeta, PutMode
+from dfstore.models import PutMode
 from gateway import xml
 from gateway.body import RequestBody
-from gateway.errors import InvalidPartNumber
 from gateway.handlers.call import S3Call, empty, xml_response
 from gateway.headers import check_conditions, object_headers, put_options
+from gateway.multipart import check_part_number
+from gateway.parts import part_range, parts_count
 from p2p.common.httprange import MalformedRange, RangeSpec, parse_range
 from p2p.common.sendfile import send_regions
 
@@ -29,29 +30,29 @@ def request_range(call: S3Call) -> RangeSpec | None:
         spec = parse_range(call.headers.get("Range"))
     except MalformedRange as exc:
         raise InvalidRange(f"The requested range is not valid: {exc}") from None
-    part = call.query.get("partNumber")
-    if part is not None:
-        if spec is not None:
-            raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
-        # Only single-part objects are served by part number: their one part is the whole object.
-        if part != "1":
-            raise InvalidPartNumber("The requested partnumber is not satisfiable")
+    if spec is not None and call.query.get("partNumber") is not None:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
     return spec
 
 
-def _check_part_object(call: S3Call, meta: ObjectMeta) -> None:
-    if call.query.get("partNumber") is not None and "-" in meta.etag:
-        raise InvalidArgument("partNumber is not supported for objects written by multipart upload")
+def part_number(call: S3Call) -> int | None:
+    raw = call.query.get("partNumber")
+    return None if raw is None else check_part_number(raw)
 
 
 async def get_object(call: S3Call) -> web.StreamResponse:
     check_key(call.bucket, call.key)
     spec = request_range(call)
+    number = part_number(call)
+    if number is not None:
+        # The part's bytes depend on the layout recorded at completion: look it up first.
+        spec = part_range(await call.service.head_object(call.bucket, call.key), number)
     reader = await call.service.get_object(call.bucket, call.key, byte_range=spec)
     try:
         check_conditions(reader.meta, call.headers)
-        _check_part_object(call, reader.meta)
         headers = object_headers(reader.meta, call.query)
+        if number is not None:
+            headers["x-amz-mp-parts-count"] = str(parts_count(reader.meta))
         status = 200
         if spec is not None:
             status = 206
@@ -71,10 +72,13 @@ async def get_object(call: S3Call) -> web.StreamResponse:
 async def head_object(call: S3Call) -> web.StreamResponse:
     check_key(call.bucket, call.key)
     spec = request_range(call)
+    number = part_number(call)
     meta = await call.service.head_object(call.bucket, call.key)
     check_conditions(meta, call.headers)
-    _check_part_object(call, meta)
     headers = object_headers(meta, call.query)
+    if number is not None:
+        spec = part_range(meta, number)
+        headers["x-amz-mp-parts-count"] = str(parts_count(meta))
     status, length = 200, meta.size
     if spec is not None:
         try:

@@ -66,6 +66,14 @@ def test_upload_and_download_file_multipart(s3: Any, bucket: str, tmp_path: Path
     parts = [data[i:i + 8 * MiB] for i in range(0, len(data), 8 * MiB)]  # boto3's default 8 MiB parts
     md5s = b"".join(hashlib.md5(p).digest() for p in parts)
     assert head["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
+    second = s3.get_object(Bucket=bucket, Key="dir/big.bin", PartNumber=2)
+    assert second["PartsCount"] == 3 and second["ContentRange"] == f"bytes {8 * MiB}-{16 * MiB - 1}/{len(data)}"
+    assert second["Body"].read() == parts[1]
+    assert s3.head_object(Bucket=bucket, Key="dir/big.bin", PartNumber=3)["ContentLength"] == len(parts[2])
+    assert "dfly-parts" not in head["Metadata"]
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket=bucket, Key="dir/big.bin", PartNumber=4)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
     s3.download_file(bucket, "dir/big.bin", str(dst))  # boto3 downloads this in ranged parts
     assert hashlib.sha256(dst.read_bytes()).digest() == hashlib.sha256(data).digest()
 

@@ -116,3 +116,19 @@ def test_sigv2_query_signature() -> None:
         sigv2.verify_presigned(req, {"AKID": "other"}, now)
     with pytest.raises(AccessDenied):
         sigv2.verify_presigned(req, {"AKID": "SECRET"}, now + timedelta(seconds=120))
+
+
+def test_part_layout() -> None:
+    from gateway.errors import InvalidPartNumber
+    from gateway.parts import PARTS_META, decode_layout, encode_layout, part_range, parts_count
+
+    assert encode_layout([5, 5, 5, 2]) == "5*3,2*1"
+    assert decode_layout("5*3,2*1") == [(5, 3), (2, 1)] and decode_layout("junk") == []
+    meta = ObjectMeta("b", "k", 17, "e-4", META.last_modified, user_meta={PARTS_META: "5*3,2*1"})
+    assert parts_count(meta) == 4
+    assert [(r.first, r.last) for r in (part_range(meta, n) for n in (1, 3, 4)) if r] == [(0, 4), (10, 14), (15, 16)]
+    with pytest.raises(InvalidPartNumber):
+        part_range(meta, 5)
+    assert part_range(META, 1) is None and parts_count(META) == 1
+    with pytest.raises(InvalidPartNumber):
+        part_range(META, 2)
