@@ -202,14 +202,16 @@ def list_parts(
     return _bytes(root)
 
 
-def list_uploads(bucket: str, prefix: str, uploads: Sequence[UploadEntry], *, max_uploads: int) -> bytes:
+def list_uploads(
+    bucket: str, prefix: str, uploads: Sequence[UploadEntry], *, max_uploads: int, truncated: bool = False
+) -> bytes:
     root = _root("ListMultipartUploadsResult")
     _add(root, "Bucket", bucket)
     _add(root, "KeyMarker", "")
     _add(root, "UploadIdMarker", "")
     _add(root, "Prefix", prefix)
     _add(root, "MaxUploads", max_uploads)
-    _add(root, "IsTruncated", "false")
+    _add(root, "IsTruncated", "true" if truncated else "false")
     for upload in uploads:
         node = _add(root, "Upload")
         _add(node, "Key", upload.key)

@@ -129,4 +129,6 @@ async def list_uploads(call: S3Call) -> web.StreamResponse:
     prefix = call.query.get("prefix", "")
     uploads = await call.deps.uploads.uploads(call.bucket, prefix)
     max_uploads = min(_int_param(call.query.get("max-uploads"), 1000, "max-uploads"), 1000)
-    return xml_response(xml.list_uploads(call.bucket, prefix, uploads[:max_uploads], max_uploads=max_uploads))
+    shown = uploads[:max_uploads]
+    body = xml.list_uploads(call.bucket, prefix, shown, max_uploads=max_uploads, truncated=len(uploads) > len(shown))
+    return xml_response(body)

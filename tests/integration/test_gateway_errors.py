@@ -205,7 +205,8 @@ def test_expect_100_continue_waits_for_auth(gw: Gateway, bucket: str) -> None:
         assert sock.recv(4096).startswith(b"HTTP/1.1 403")  # refused before the body is sent
 
 
-def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False) -> tuple[int, dict[str, str], bytes]:
+def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False,
+                 transfer_chunked: bool = False) -> tuple[int, dict[str, str], bytes]:
     body = AwsChunkedWrapper(io.BytesIO(payload), checksum_cls=Crc32Checksum,
                              checksum_name="x-amz-checksum-crc32").read()
     if damage:
@@ -213,8 +214,17 @@ def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False
     extra = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(payload)),
              "x-amz-trailer": "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm": "CRC32"}
     headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_UNSIGNED_TRAILER)
-    headers["Content-Length"] = str(len(body))
-    return _send(gw, "PUT", path, body, headers)
+    if not transfer_chunked:
+        headers["Content-Length"] = str(len(body))
+        return _send(gw, "PUT", path, body, headers)
+    # No Content-Length at all: HTTP chunked transfer around the aws-chunked body (aws-sdk-go does this).
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
+    try:
+        conn.request("PUT", path, body=iter([body[:70000], body[70000:]]), headers=headers, encode_chunked=True)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
 
 
 def test_aws_chunked_trailer_checksum(gw: Gateway, bucket: str) -> None:
@@ -222,6 +232,9 @@ def test_aws_chunked_trailer_checksum(gw: Gateway, bucket: str) -> None:
     status, headers, _ = _chunked_put(gw, f"/{bucket}/trailer", payload)
     assert status == 200 and headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
     assert _s3(gw).get_object(Bucket=bucket, Key="trailer")["Body"].read() == payload
+    status, _, _ = _chunked_put(gw, f"/{bucket}/trailer-te", payload, transfer_chunked=True)
+    assert status == 200
+    assert _s3(gw).get_object(Bucket=bucket, Key="trailer-te")["Body"].read() == payload
     status, _, body = _chunked_put(gw, f"/{bucket}/trailer-bad", payload, damage=True)
     assert status == 400 and _code(body) == "BadDigest"
     with pytest.raises(_s3(gw).exceptions.ClientError):
@@ -325,3 +338,17 @@ def test_virtual_host_style(tmp_path_factory: pytest.TempPathFactory) -> None:
         S3SigV4Auth(Credentials(vgw.access_key, vgw.secret_key), "s3", vgw.region).add_auth(request)
         status, _, body = _send(vgw, "GET", path, headers=dict(request.headers.items()) | {"Host": host})
         assert (status, body) == (200, b"vh")
+
+
+def test_content_md5(gw: Gateway, bucket: str) -> None:
+    import base64
+
+    path = f"/{bucket}/md5"
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    headers = _signed_headers(gw, "PUT", path, body=b"data", headers={"Content-MD5": wrong})
+    _check_error(_send(gw, "PUT", path, b"data", headers), 400, "BadDigest")
+    headers = _signed_headers(gw, "PUT", path, body=b"data", headers={"Content-MD5": "not base64!"})
+    _check_error(_send(gw, "PUT", path, b"data", headers), 400, "InvalidDigest")
+    right = base64.b64encode(hashlib.md5(b"data").digest()).decode()
+    headers = _signed_headers(gw, "PUT", path, body=b"data", headers={"Content-MD5": right})
+    assert _send(gw, "PUT", path, b"data", headers)[0] == 200
