@@ -162,6 +162,11 @@ class FilesystemBackend:
 
     def _delete_bucket(self, bucket: str) -> None:
         path = self._bucket_dir(bucket)
+        # Any file at all, even one no key can name (a symlink, a non-UTF-8 name), keeps it: only
+        # empty directories are ever removed.
+        for _, _, files in os.walk(path):
+            if files:
+                raise BucketNotEmpty(f"bucket {bucket!r} is not empty", bucket=bucket)
         if next(self._scan(bucket, path, "", b"", {}), None) is not None:
             raise BucketNotEmpty(f"bucket {bucket!r} is not empty", bucket=bucket)
         shutil.rmtree(path)  # only empty directories are left

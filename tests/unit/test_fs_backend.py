@@ -232,6 +232,12 @@ async def test_buckets(fs: FilesystemBackend, tmp_path: Path) -> None:
     with pytest.raises(BucketNotEmpty):
         await fs.delete_bucket("other")
     await fs.delete_object("other", "a/b")
+    odd = tmp_path / "origin" / "other" / "deep"
+    odd.mkdir()
+    (odd / "x").symlink_to(tmp_path)  # not a key, but not ours to delete either
+    with pytest.raises(BucketNotEmpty):
+        await fs.delete_bucket("other")
+    (odd / "x").unlink()
     await fs.delete_bucket("other")
     assert [b.name for b in await fs.list_buckets()] == [B]
 
