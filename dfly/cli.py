@@ -31,14 +31,49 @@ def cli(ctx: click.Context, log_level: str) -> None:
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="working directory [default: $DFLY_HOME or ~/.dfly]")
 @click.option("--origin", default="", help="origin: a directory [default: <home>/origin] or http(s)://s3-endpoint")
-@click.option("--region", default="us-east-1", show_default=True, help="region of an S3 origin")
+@click.option("--region", default="us-east-1", show_default=True, help="region of the S3 origin and gateway")
+@click.option("--peers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="peer daemons besides the seed peer")
+@click.option("--access-key", default="", help="S3 gateway access key [default: generated on first run]")
+@click.option("--secret-key", default="", help="S3 gateway secret key [default: generated on first run]")
 @click.pass_context
-def up(ctx: click.Context, home: Path | None, origin: str, region: str) -> None:
-    """Start dfly on this machine with embedded defaults."""
+def up(
+    ctx: click.Context, home: Path | None, origin: str, region: str, peers: int, access_key: str, secret_key: str
+) -> None:
+    """Start dfly on this machine: manager, scheduler, a seed peer and N peers, with embedded defaults."""
     from dfly.up import UpOptions, default_home, run_up
 
     _setup_logging(ctx.obj["log_level"])
-    sys.exit(run_up(UpOptions(home=(home or default_home()).expanduser().resolve(), origin=origin, region=region)))
+    options = UpOptions(
+        home=(home or default_home()).expanduser().resolve(),
+        origin=origin,
+        region=region,
+        peers=peers,
+        access_key=access_key,
+        secret_key=secret_key,
+    )
+    sys.exit(run_up(options))
+
+
+_PASSTHROUGH = {"ignore_unknown_options": True, "help_option_names": []}
+
+
+@cli.command(context_settings=_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def scheduler(args: tuple[str, ...]) -> None:
+    """Run a scheduler: dfly scheduler --config FILE [--ready-file PATH] (--help for more)."""
+    from p2p.scheduler.__main__ import main as scheduler_main
+
+    sys.exit(scheduler_main(list(args)))
+
+
+@cli.command(context_settings=_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def manager(args: tuple[str, ...]) -> None:
+    """Run the manager: dfly manager --config FILE [--ready-file PATH] (--help for more)."""
+    from p2p.manager.__main__ import main as manager_main
+
+    sys.exit(manager_main(list(args)))
 
 
 @cli.command()

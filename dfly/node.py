@@ -115,7 +115,11 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
 
         host = config.daemon.upload.listen
         upload_port = await _start_site(
-            stack, upload_app(store), host, config.daemon.upload.port, fallback=config.port_fallback
+            stack,
+            upload_app(store, slots=config.daemon.upload.slots, rate_limit_bps=config.daemon.upload.rate_limit_bps),
+            host,
+            config.daemon.upload.port,
+            fallback=config.port_fallback,
         )
         await p2p_node.start(tasks, upload_port=upload_port)
         dfstore_url = ""

@@ -1,10 +1,15 @@
-"""`dfly up`: the embedded default on one machine. Starts the daemon(s) as child processes with
-default ports when free, writes `<home>/cluster.json`, prints a banner, stops cleanly on a signal."""
+"""`dfly up`: the whole system on one machine with embedded defaults - the manager (SQLite), a scheduler,
+a seed peer and N peers, each its own process and its own host to the scheduler. Default ports when free,
+otherwise free ones. Writes `<home>/cluster.json`, prints a banner, stops everything on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import secrets
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,19 +17,60 @@ from typing import Any
 
 import yaml
 
-from dfly.node import write_json_atomic
 from dfly.procs import Child, spawn
+
+DEFAULT_PORTS = {"manager": 8080, "scheduler": 8002, "dfstore": 65004, "s3": 65005, "upload": 65002, "rpc": 65000}
 
 
 @dataclass(frozen=True)
 class UpOptions:
     home: Path
-    origin: str  # a directory, or http(s)://endpoint of an S3 service
+    origin: str = ""  # a directory, or http(s)://endpoint of an S3 service
     region: str = "us-east-1"
+    peers: int = 1
+    access_key: str = ""
+    secret_key: str = ""
 
 
 def default_home() -> Path:
     return Path(os.environ.get("DFLY_HOME") or Path.home() / ".dfly").expanduser()
+
+
+def port_or_free(port: int, host: str = "127.0.0.1") -> int:
+    """The default port when nothing listens on it, else 0 (the child binds a free one)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return 0
+            raise
+    return port
+
+
+def write_private_json(path: Path, data: object) -> None:
+    """Atomically, readable by the owner only: these files hold credentials."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def load_credentials(home: Path, access_key: str, secret_key: str) -> dict[str, Any]:
+    """S3 gateway keys: given on the command line, else kept from an earlier run, else generated."""
+    path = home / "credentials.json"
+    creds: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    s3 = creds.setdefault("s3", {})
+    if access_key or secret_key:
+        if not (access_key and secret_key):
+            raise SystemExit("error: give both --access-key and --secret-key")
+        s3.update(access_key=access_key, secret_key=secret_key)
+    elif not s3.get("access_key"):
+        s3.update(access_key="DFLY" + secrets.token_hex(8).upper(), secret_key=secrets.token_urlsafe(30))
+    write_private_json(path, creds)
+    return creds
 
 
 def origin_section(origin: str, home: Path, region: str) -> dict[str, Any]:
@@ -36,16 +82,7 @@ def origin_section(origin: str, home: Path, region: str) -> dict[str, Any]:
     return {"kind": "fs", "path": str(path.resolve())}
 
 
-def node_config(name: str, home: Path, origin: dict[str, Any], *, seed: bool = False) -> dict[str, Any]:
-    return {
-        "home": str(home / name),
-        "port_fallback": True,
-        "daemon": {"name": name, "seed": seed},
-        "dfstore": {"origin": origin},
-    }
-
-
-def write_node_config(home: Path, name: str, data: dict[str, Any]) -> Path:
+def write_config(home: Path, name: str, data: dict[str, Any]) -> Path:
     node_dir = home / name
     node_dir.mkdir(parents=True, exist_ok=True)
     path = node_dir / "config.yaml"
@@ -53,46 +90,102 @@ def write_node_config(home: Path, name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def cluster_document(home: Path, origin: dict[str, Any], peers: list[Child]) -> dict[str, Any]:
-    first = peers[0].ready
+def manager_config(home: Path) -> dict[str, Any]:
+    work = home / "manager"
     return {
-        "home": str(home),
+        "server": {"work_home": str(work), "rest": {"listen": "127.0.0.1", "port": port_or_free(8080)}},
+        "database": {"type": "sqlite", "sqlite": {"path": str(work / "manager.db")}},
+    }
+
+
+def scheduler_config(home: Path, manager_url: str) -> dict[str, Any]:
+    return {
+        "server": {"listen": "127.0.0.1", "port": port_or_free(8002)},
+        "records": {"path": str(home / "scheduler" / "records.jsonl")},
+    }
+
+
+def node_config(
+    name: str, home: Path, origin: dict[str, Any], *, seed: bool, schedulers: list[str], manager_url: str,
+    default_ports: bool,
+) -> dict[str, Any]:
+    """Only the first peer asks for the default ports; the seed and later peers take free ones."""
+
+    def port(kind: str) -> int:
+        return DEFAULT_PORTS[kind] if default_ports else 0
+
+    return {
+        "home": str(home / name),
+        "port_fallback": True,
+        "daemon": {
+            "name": name,
+            "seed": seed,
+            "upload": {"port": port("upload")},
+            "rpc": {"port": port("rpc")},
+            "scheduler": {"addresses": schedulers, "manager": manager_url},
+        },
+        "dfstore": {"port": port("dfstore"), "origin": origin},
+        "gateway": {"enable": not seed, "port": port("s3")},
+    }
+
+
+def cluster_document(
+    options: UpOptions, origin: dict[str, Any], creds: dict[str, Any], manager: Child, scheduler: Child,
+    daemons: list[Child],
+) -> dict[str, Any]:
+    first = next(d.ready for d in daemons if not d.ready["seed"])
+    return {
+        "home": str(options.home),
         "origin": origin.get("path") or origin.get("endpoint"),
         "dfstore": first["dfstore"],
+        "s3": {
+            "endpoint": first["s3"],
+            "access_key": creds["s3"]["access_key"],
+            "secret_key": creds["s3"]["secret_key"],
+            "region": options.region,
+        },
+        "manager": {"url": manager.ready["url"], "console": manager.ready.get("console", manager.ready["url"])},
+        "schedulers": [scheduler.ready["address"]],
         "peers": [
-            {
-                "name": p.ready["name"],
-                "seed": p.ready["seed"],
-                "dfstore": p.ready["dfstore"],
-                "upload": p.ready["upload"],
-                "pid": p.ready["pid"],
-            }
-            for p in peers
+            {k: d.ready[k] for k in ("name", "seed", "dfstore", "upload", "s3", "pid")} for d in daemons
         ],
     }
 
 
-def banner(doc: dict[str, Any]) -> str:
+def banner(doc: dict[str, Any], root_password: str | None) -> str:
     lines = [
         "dfly is up.",
-        f"  home     {doc['home']}",
-        f"  origin   {doc['origin']}",
-        f"  dfstore  {doc['dfstore']}",
+        f"  home       {doc['home']}",
+        f"  origin     {doc['origin']}",
+        f"  dfstore    {doc['dfstore']}",
+        f"  s3         {doc['s3']['endpoint']}  (keys in {doc['home']}/cluster.json)",
+        f"  console    {doc['manager']['console']}  (user root)",
+        f"  scheduler  {', '.join(doc['schedulers'])}",
     ]
-    lines += [f"  peer     {p['name']}{' (seed)' if p['seed'] else ''}: {p['dfstore']}" for p in doc["peers"]]
+    lines += [f"  {'seed' if p['seed'] else 'peer'}       {p['name']}: {p['dfstore']}" for p in doc["peers"]]
+    if root_password:
+        lines.append(f"  root password (shown once, also in {doc['home']}/credentials.json): {root_password}")
     lines += [
         "",
         "Try:",
         f"  curl -X POST {doc['dfstore']}/buckets/demo",
-        f"  dfstore --endpoint {doc['dfstore']} cp ./some-file dfs://demo/some-file",
+        f"  curl -X PUT -F mode=1 -F file=@README.md {doc['dfstore']}/buckets/demo/objects/README.md",
+        f"  curl {doc['dfstore']}/buckets/demo/objects/README.md",
         "Stop with Ctrl-C.",
     ]
     return "\n".join(lines)
 
 
+def _spawn_in(home: Path, name: str, module_args: list[str], env: dict[str, str] | None = None) -> Child:
+    return spawn(
+        name, module_args, ready_file=home / name / "ready.json", log_path=home / name / f"{name}.log", env=env
+    )
+
+
 def run_up(options: UpOptions) -> int:
     home = options.home
     home.mkdir(parents=True, exist_ok=True)
+    creds = load_credentials(home, options.access_key, options.secret_key)
     origin = origin_section(options.origin, home, options.region)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,19 +193,38 @@ def run_up(options: UpOptions) -> int:
 
     children: list[Child] = []
     try:
-        name = "peer-0"
-        cfg = write_node_config(home, name, node_config(name, home, origin))
-        children.append(
-            spawn(
-                name,
-                ["dfly", "daemon", "--config", str(cfg)],
-                ready_file=home / name / "ready.json",
-                log_path=home / name / "daemon.log",
-            )
-        )
-        doc = cluster_document(home, origin, children)
-        write_json_atomic(home / "cluster.json", doc)
-        print(banner(doc), flush=True)
+        manager = _spawn_in(home, "manager", ["p2p.manager", "--config", str(write_config(home, "manager",
+                                                                                          manager_config(home)))])
+        children.append(manager)
+        root_password = manager.ready.get("root_password")
+        if root_password:
+            creds.setdefault("manager", {})["root_password"] = root_password
+            write_private_json(home / "credentials.json", creds)
+        manager_url = manager.ready["url"]
+
+        sched_cfg = write_config(home, "scheduler", scheduler_config(home, manager_url))
+        scheduler = _spawn_in(home, "scheduler", ["p2p.scheduler", "--config", str(sched_cfg)])
+        children.append(scheduler)
+        schedulers = [scheduler.ready["address"]]
+
+        gateway_env = {
+            "DFLY_NODE__GATEWAY__ACCESS_KEY": creds["s3"]["access_key"],
+            "DFLY_NODE__GATEWAY__SECRET_KEY": creds["s3"]["secret_key"],
+            "DFLY_NODE__GATEWAY__REGION": options.region,
+        }
+        names = [("seed-0", True)] + [(f"peer-{i}", False) for i in range(options.peers)]
+        daemons: list[Child] = []
+        for name, seed in names:
+            cfg = node_config(name, home, origin, seed=seed, schedulers=schedulers, manager_url=manager_url,
+                              default_ports=name == "peer-0")
+            child = _spawn_in(home, name, ["dfly", "daemon", "--config", str(write_config(home, name, cfg))],
+                              env=gateway_env)
+            children.append(child)
+            daemons.append(child)
+
+        doc = cluster_document(options, origin, creds, manager, scheduler, daemons)
+        write_private_json(home / "cluster.json", doc)
+        print(banner(doc, root_password), flush=True)
         while not stop.wait(0.5):
             for child in children:
                 if child.proc.poll() is not None:
@@ -120,6 +232,7 @@ def run_up(options: UpOptions) -> int:
                     return 1
         return 0
     finally:
+        # Peers first, the manager last, so nobody loses its control plane while shutting down.
         for child in reversed(children):
             child.stop()
         (home / "cluster.json").unlink(missing_ok=True)

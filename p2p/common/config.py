@@ -6,6 +6,7 @@ prefix and `__` for nesting: `DFLY_DAEMON__STORAGE__QUOTA_BYTES=1000000`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,17 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _env_value(raw: str) -> Any:
+    """Lists and mappings come as JSON; everything else stays a string for pydantic to coerce, so a
+    secret like `0123` or `true` is never turned into a number or a bool."""
+    if raw.startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            pass
+    return raw
+
+
 def _env_tree(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     start = prefix.upper() + "__"
@@ -48,7 +60,7 @@ def _env_tree(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
         for part in path[:-1]:
             node = node.setdefault(part, {})
         if path:
-            node[path[-1]] = yaml.safe_load(value) if value else value
+            node[path[-1]] = _env_value(value)
     return tree
 
 

@@ -105,3 +105,15 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 def test_config_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(_Outer, tmp_path / "nope.yaml")
+
+
+class _WithList(Section):
+    secret: str = ""
+    items: list[str] = []
+    flag: bool = False
+
+
+def test_env_values_stay_strings_unless_json() -> None:
+    env = {"T__SECRET": "0123", "T__ITEMS": '["a:1", "b:2"]', "T__FLAG": "true"}
+    cfg = load_config(_WithList, env_prefix="T", environ=env)
+    assert cfg.secret == "0123" and cfg.items == ["a:1", "b:2"] and cfg.flag is True
