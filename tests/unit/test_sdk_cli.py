@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 from pathlib import Path
 
@@ -104,3 +105,14 @@ def test_unreachable_endpoint_exits_1_with_one_line() -> None:
 def test_missing_local_file_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["cp", str(tmp_path / "nope"), "dfs://b/k"])
     assert result.exit_code == 1 and result.output.startswith("error:")
+
+
+def test_progress_line_on_a_terminal_shows_bytes_total_and_rate() -> None:
+    stream = io.StringIO()
+    line = ProgressLine(stream, "upload x", 4 * 2**20, enabled=True, interval_s=0.0)
+    line(2**20)
+    line(2**20)
+    drawn = stream.getvalue()
+    assert "upload x  2.0 MiB / 4.0 MiB ( 50%)" in drawn and drawn.rstrip().endswith("/s")
+    line.finish()
+    assert stream.getvalue().endswith("\r\x1b[K")
