@@ -164,8 +164,8 @@ class FilesystemBackend:
         path = self._bucket_dir(bucket)
         # Any file at all, even one no key can name (a symlink, a non-UTF-8 name), keeps it: only
         # empty directories are ever removed.
-        for _, _, files in os.walk(path):
-            if files:
+        for top, dirs, files in os.walk(path):
+            if files or any(os.path.islink(os.path.join(top, d)) for d in dirs):
                 raise BucketNotEmpty(f"bucket {bucket!r} is not empty", bucket=bucket)
         if next(self._scan(bucket, path, "", b"", {}), None) is not None:
             raise BucketNotEmpty(f"bucket {bucket!r} is not empty", bucket=bucket)
