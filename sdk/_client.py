@@ -250,7 +250,10 @@ class Client:
             try:
                 content = raw.read(limit)
             finally:
-                raw.release_conn() if limit is None else raw.close()
+                if raw.length_remaining == 0 or limit is None:
+                    raw.release_conn()  # the whole response was read: keep the connection
+                else:
+                    raw.close()
         return Response(raw.status, headers, content)
 
 

@@ -385,6 +385,9 @@ def test_sync_client_reuses_one_connection(endpoint: str) -> None:
         client.put_object(name, "k", b"hello", mode=1)
         for _ in range(5):
             client.get_object_metadata(name, "k")
+            assert client.is_object_exist(name, "missing") is False  # a 404 keeps the connection too
+            with pytest.raises(sdk.NotFound), client.get_object(name, "missing"):
+                pass
             with client.get_object(name, "k") as body:
                 assert body.read() == b"hello"
         client.get_object_metadatas(name)
