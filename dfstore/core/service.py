@@ -254,15 +254,18 @@ class ObjectService:
         size = 0
         f = await asyncio.to_thread(open, path, "wb")
         try:
-            buf = bytearray()
+            buf = bytearray()  # gathers small chunks so each thread hop moves >= 1 MiB
             async for chunk in body:
-                buf += chunk
                 size += len(chunk)
+                if not buf and len(chunk) >= SPOOL_FLUSH_BYTES:
+                    await asyncio.to_thread(_write_hashed, f, digest, chunk)
+                    continue
+                buf += chunk
                 if len(buf) >= SPOOL_FLUSH_BYTES:
-                    await asyncio.to_thread(_write_hashed, f, digest, bytes(buf))
+                    await asyncio.to_thread(_write_hashed, f, digest, buf)  # awaited: safe to reuse
                     buf.clear()
             if buf:
-                await asyncio.to_thread(_write_hashed, f, digest, bytes(buf))
+                await asyncio.to_thread(_write_hashed, f, digest, buf)
             await asyncio.to_thread(_flush_sync, f)
         finally:
             await asyncio.to_thread(f.close)
@@ -333,7 +336,7 @@ class ObjectService:
             await asyncio.to_thread(path.unlink, True)
 
 
-def _write_hashed(f: IO[bytes], digest: hashlib._Hash, data: bytes) -> None:
+def _write_hashed(f: IO[bytes], digest: hashlib._Hash, data: bytes | bytearray) -> None:
     digest.update(data)
     f.write(data)
 
