@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MiB = 1024 * 1024
 MB = 1000 * 1000
 SUBNET = "10.213.0"
+# The queue of each shaped link holds at most this much delay (tbf drops beyond it).
+TBF = ["burst", "256kb", "latency", "100ms"]
 ACCESS_KEY, SECRET_KEY = "benchaccess", "benchsecret-0123456789"
 BUCKET = "bench"
 DFSTORE_PORT, UPLOAD_PORT, RPC_PORT, SCHEDULER_PORT, ORIGIN_PORT = 65004, 65002, 65000, 8002, 9000
@@ -100,25 +102,8 @@ class Net:
             if cap:
                 # Both directions: the host's egress (upload) and the switch port's egress (download).
                 for where, dev in ((ns, "eth0"), (switch, outer)):
-                    run(
-                        "ip",
-                        "netns",
-                        "exec",
-                        where,
-                        "tc",
-                        "qdisc",
-                        "add",
-                        "dev",
-                        dev,
-                        "root",
-                        "tbf",
-                        "rate",
-                        f"{cap * 8}bit",
-                        "burst",
-                        "256kb",
-                        "latency",
-                        "100ms",
-                    )
+                    shaper = ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{cap * 8}bit", *TBF]
+                    run("ip", "netns", "exec", where, *shaper)
             addresses[name] = f"{SUBNET}.{octet}"
         return addresses
 

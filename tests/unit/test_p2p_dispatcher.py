@@ -1,0 +1,80 @@
+"""The daemon's piece dispatcher: which piece from which parent, modes, blocking and completion."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from p2p.daemon.dispatcher import Dispatcher, Mode
+from p2p.proto.values import ParentInfo
+from p2p.types import HostID, PeerID, PieceInfo
+
+
+def parent(name: str) -> ParentInfo:
+    return ParentInfo(peer_id=PeerID(name), host_id=HostID(name), ip="127.0.0.1", download_port=1)
+
+
+def pieces(*numbers: int) -> list[PieceInfo]:
+    return [PieceInfo(number=n, offset=n * 4, size=4, digest=f"d{n}") for n in numbers]
+
+
+async def test_waits_for_parents_then_fetches_only_what_they_have() -> None:
+    d = Dispatcher(4, present={0}, workers=1, rng=random.Random(0))
+    assert d.mode is Mode.WAITING
+    (a,), _ = d.set_parents((parent("a"),))
+    assert d.mode is Mode.PEERS
+    waiter = asyncio.ensure_future(d.next())
+    await asyncio.sleep(0)
+    assert not waiter.done()  # a has nothing yet
+    d.update_pieces(a, pieces(0, 2), done=False)
+    job = await asyncio.wait_for(waiter, 1)
+    assert job is not None and job.number == 2 and job.parent is a  # 0 is already here
+    d.finished(job, cost_ms=10)
+    assert a.score_ms == 5
+
+
+async def test_blocked_parent_is_never_used_again() -> None:
+    d = Dispatcher(2, present=set(), workers=1, rng=random.Random(0))
+    (a, b), _ = d.set_parents((parent("a"), parent("b")))
+    d.update_pieces(a, pieces(0, 1), done=True)
+    d.block(a.peer_id)
+    d.set_parents((parent("a"), parent("b")))  # the scheduler offering it again changes nothing
+    assert list(d.parents) == [b.peer_id]
+    d.update_pieces(b, pieces(1), done=False)
+    job = await d.next()
+    assert job is not None and job.parent is b and job.number == 1
+
+
+async def test_source_mode_and_completion() -> None:
+    d = Dispatcher(3, present={1}, workers=2, rng=random.Random(0))
+    d.to_source()
+    first, second = await d.next(), await d.next()
+    assert first is not None and second is not None
+    assert (first.number, second.number) == (0, 2) and first.parent is None
+    waiter = asyncio.ensure_future(d.next())  # nothing left to start, but not complete either
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    d.failed(first)  # a failed piece is handed out again
+    again = await asyncio.wait_for(waiter, 1)
+    assert again is not None and again.number == 0
+    d.finished(again, 1)
+    d.finished(second, 1)
+    assert d.complete and await d.next() is None
+
+
+async def test_failures_make_a_parent_less_preferred() -> None:
+    d = Dispatcher(40, present=set(), workers=1, rng=random.Random(0))
+    (a, b), _ = d.set_parents((parent("a"), parent("b")))
+    d.update_pieces(a, pieces(*range(40)), done=True)
+    d.update_pieces(b, pieces(*range(40)), done=True)
+    job = await d.next()
+    assert job is not None
+    d.failed(job)
+    failed = job.parent
+    picks = []
+    for _ in range(20):
+        job = await d.next()
+        assert job is not None
+        picks.append(job.parent)
+        d.finished(job, 1)
+    assert picks.count(failed) <= 4  # only the random 10 % pick it
