@@ -8,7 +8,8 @@ P2PError
 ├── PieceDigestMismatch    bytes do not match the piece digest (from a parent or on disk)
 ├── NoCandidateParent
 ├── SchedulerUnavailable
-└── StorageError           local disk full, unreadable metadata
+├── StorageError           local disk full, unreadable metadata
+└── FeatureDisabled        the manager withdrew a scheduler feature (`preheat`, `schedule`)
 """
 
 from __future__ import annotations
@@ -56,3 +57,7 @@ class SchedulerUnavailable(P2PError):
 
 class StorageError(P2PError):
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class FeatureDisabled(P2PError):
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION

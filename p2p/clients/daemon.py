@@ -7,7 +7,7 @@ from grpc import aio
 from p2p.clients.interceptor import error_from_rpc
 from p2p.proto import convert
 from p2p.proto import scheduler_pb2_grpc as pb_grpc
-from p2p.proto.values import HostInfo, TaskSpec
+from p2p.proto.values import HostInfo, PreheatResult, PreheatSpec, TaskSpec
 from p2p.types import PeerID, TaskID
 
 TRIGGER_TIMEOUT_S = 10.0
@@ -37,6 +37,14 @@ class DaemonTrigger:
         except aio.AioRpcError as exc:
             raise error_from_rpc(exc) from exc
         return PeerID(reply.peer_id)
+
+    async def preheat_at(self, address: str, spec: PreheatSpec, timeout_s: float) -> PreheatResult:
+        """Have the seed peer at `address` fetch `spec`; answers when the whole task is on its disk."""
+        try:
+            reply = await self._stub(address).PreheatTask(convert.preheat_to_pb(spec), timeout=timeout_s)
+        except aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from exc
+        return convert.preheat_result_from_pb(reply)
 
     async def aclose(self) -> None:
         channels, self._channels = list(self._channels.values()), {}

@@ -87,7 +87,10 @@ class SchedulerClient:
         return self._ring.pick(task_id)
 
     def _stub(self, address: str) -> pb_grpc.SchedulerStub:
-        return pb_grpc.SchedulerStub(self._channels[address])
+        channel = self._channels.get(address)
+        if channel is None:  # dropped from the list (manager discovery) since it was picked
+            raise SchedulerUnavailable(f"scheduler {address} is no longer in the list")
+        return pb_grpc.SchedulerStub(channel)
 
     def _stub_for(self, task_id: TaskID) -> tuple[str, pb_grpc.SchedulerStub]:
         address = self.pick(task_id)
@@ -104,21 +107,47 @@ class SchedulerClient:
         """Ask every scheduler's health service once; returns the healthy ones."""
 
         async def one(address: str) -> bool:
-            stub = health_pb2_grpc.HealthStub(self._channels[address])
+            channel = self._channels.get(address)
+            if channel is None:
+                return False
+            stub = health_pb2_grpc.HealthStub(channel)
             try:
                 reply = await stub.Check(health_pb2.HealthCheckRequest(service=SCHEDULER_SERVICE), timeout=1.0)
-            except aio.AioRpcError:
+            except (aio.AioRpcError, aio.UsageError):  # UsageError: its channel was closed meanwhile
                 return False
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-        results = await asyncio.gather(*(one(a) for a in self.addresses))
-        healthy = {a for a, ok in zip(self.addresses, results, strict=True) if ok}
+        addresses = list(self.addresses)  # the list may change (set_addresses) while we wait
+        results = await asyncio.gather(*(one(a) for a in addresses))
+        healthy = {a for a, ok in zip(addresses, results, strict=True) if ok} & set(self.addresses)
         if healthy != self._healthy:
             log.info("healthy schedulers: %s", sorted(healthy) or "none (back-to-source only)")
             self._healthy = healthy
             self._ring = HashRing(healthy)
             self._changed.set()
         return sorted(healthy)
+
+    async def set_addresses(self, addresses: Sequence[str]) -> None:
+        """Follow a new scheduler list (manager discovery): dial new ones, drop and close departed ones.
+
+        A new address joins the ring at its first good health check; a departed one leaves at once.
+        """
+        wanted = list(dict.fromkeys(addresses))
+        if wanted == self.addresses:
+            return
+        gone = [a for a in self.addresses if a not in wanted]
+        for address in wanted:
+            if address not in self._channels:
+                self._channels[address] = aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.addresses = wanted
+        if self._healthy & set(gone):
+            self._healthy -= set(gone)
+            self._ring = HashRing(self._healthy)
+            self._changed.set()
+        log.info("scheduler list: %s", wanted or "empty")
+        for address in gone:
+            # Calls in flight on a departed scheduler fail and their downloads fall back as usual.
+            await self._channels.pop(address).close(grace=1.0)
 
     async def wait_changed(self) -> None:
         """Until the set of healthy schedulers changes."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from p2p.common.config import Section
 
@@ -40,6 +40,10 @@ class UploadSection(Section):
 class SchedulerSection(Section):
     addresses: list[str] = Field(default_factory=list)  # host:port of schedulers; empty = back-to-source only
     manager: str = ""  # manager REST address to discover schedulers from
+    manager_token: SecretStr | None = None  # the manager's auth.component_token, when it has one
+    manager_refresh_interval_s: float = Field(default=30, gt=0, description="scheduler list refresh")
+    manager_keepalive_interval_s: float = Field(default=5, gt=0, description="seed peers: keepalive")
+    seed_peer_cluster_id: int = Field(default=1, ge=1, description="seed peers: the cluster to join")
     schedule_timeout_s: float = Field(default=30, gt=0, description="wait for parents before the origin")
     health_interval_s: float = Field(default=2, gt=0, description="gRPC health checks of the schedulers")
     announce_interval_s: float = Field(default=30, gt=0, description="AnnounceHost to every scheduler")

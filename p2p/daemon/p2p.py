@@ -30,7 +30,9 @@ from p2p.common.ids import host_id, local_hostname, peer_id
 from p2p.daemon.announcer import Announcer
 from p2p.daemon.conductor import Conductor
 from p2p.daemon.config import DaemonConfig
+from p2p.daemon.discovery import ManagerLink
 from p2p.daemon.parents import ParentClient
+from p2p.daemon.preheat import preheat
 from p2p.daemon.ratelimit import RateLimiter
 from p2p.daemon.tasks import TaskManager
 from p2p.daemon.taskstore import TaskStore
@@ -60,6 +62,11 @@ class _DaemonServicer(pb_grpc.DaemonServicer):
         await reader.aclose()
         return pb.TriggerTaskResponse()
 
+    async def PreheatTask(  # noqa: N802 (name fixed by the generated base class)
+        self, request: pb.PreheatRequest, context: aio.ServicerContext
+    ) -> pb.PreheatResponse:
+        return convert.preheat_result_to_pb(await preheat(self._tasks, convert.preheat_from_pb(request)))
+
 
 class P2PNode:
     def __init__(self, config: DaemonConfig, sources: SourceRouter) -> None:
@@ -75,6 +82,7 @@ class P2PNode:
         self._health: Any = None
         self._announcer: Announcer | None = None
         self.rpc_port = 0
+        self.manager = ManagerLink.from_config(config)  # None without scheduler.manager
 
     def _host(self, *, download_port: int, rpc_port: int) -> HostInfo:
         cfg = self.config
@@ -111,7 +119,9 @@ class P2PNode:
             await self._start_rpc(tasks)
         self.host_info = self._host(download_port=upload_port, rpc_port=self.rpc_port)
         addresses = self.config.scheduler.addresses
-        if not addresses:
+        if self.manager is not None:
+            addresses = await self.manager.first_addresses(self.host_info)
+        elif not addresses:
             log.info("no scheduler configured: every download goes to the origin")
             return
         self.scheduler = SchedulerClient(addresses, health_interval_s=self.config.scheduler.health_interval_s)
@@ -120,6 +130,8 @@ class P2PNode:
         self._announcer = Announcer(self.scheduler, self.host_info, self.config.scheduler.announce_interval_s)
         self._jobs.append(loop.create_task(self.scheduler.watch_health(), name="scheduler-health"))
         self._jobs.append(loop.create_task(self._announcer.run(), name="announcer"))
+        if self.manager is not None:
+            self._jobs.append(loop.create_task(self.manager.run(self.scheduler, self.host_info), name="manager"))
 
     async def _start_rpc(self, tasks: TaskManager) -> None:
         server = aio.server(interceptors=[ExceptionToStatusInterceptor()])
@@ -147,5 +159,7 @@ class P2PNode:
             await self._server.stop(1.0)
         if self.scheduler is not None:
             await self.scheduler.aclose()
+        if self.manager is not None:
+            await self.manager.aclose()
         if self._session is not None:
             await self._session.close()

@@ -11,6 +11,8 @@ from p2p.proto.values import (
     PeerPacket,
     PeerResult,
     PieceReport,
+    PreheatResult,
+    PreheatSpec,
     Registration,
     ReportKind,
     SizeScope,
@@ -227,3 +229,29 @@ def trigger_to_pb(task_id: TaskID, spec: TaskSpec) -> pb.TriggerTaskRequest:
 
 def trigger_from_pb(msg: pb.TriggerTaskRequest) -> tuple[TaskID, TaskSpec]:
     return TaskID(msg.task_id), spec_from_pb(msg.source)
+
+
+def preheat_to_pb(spec: PreheatSpec) -> pb.PreheatRequest:
+    return pb.PreheatRequest(url=spec.url, range=spec.range)
+
+
+def preheat_from_pb(msg: pb.PreheatRequest) -> PreheatSpec:
+    return PreheatSpec(url=msg.url, range=msg.range)
+
+
+def preheat_result_to_pb(result: PreheatResult) -> pb.PreheatResponse:
+    return pb.PreheatResponse(
+        task_id=result.task_id,
+        content_length=result.content_length,
+        version=result.version,
+        seed_host_id=result.seed_host_id,
+    )
+
+
+def preheat_result_from_pb(msg: pb.PreheatResponse) -> PreheatResult:
+    return PreheatResult(
+        task_id=TaskID(msg.task_id),
+        content_length=msg.content_length,
+        version=msg.version,
+        seed_host_id=msg.seed_host_id,
+    )

@@ -250,6 +250,26 @@ class TaskStat(_message.Message):
     back_to_source_peer_count: int
     def __init__(self, task_id: _Optional[str] = ..., state: _Optional[str] = ..., content_length: _Optional[int] = ..., total_piece_count: _Optional[int] = ..., peer_count: _Optional[int] = ..., back_to_source_peer_count: _Optional[int] = ...) -> None: ...
 
+class PreheatRequest(_message.Message):
+    __slots__ = ("url", "range")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    range: str
+    def __init__(self, url: _Optional[str] = ..., range: _Optional[str] = ...) -> None: ...
+
+class PreheatResponse(_message.Message):
+    __slots__ = ("task_id", "content_length", "version", "seed_host_id")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEED_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    content_length: int
+    version: str
+    seed_host_id: str
+    def __init__(self, task_id: _Optional[str] = ..., content_length: _Optional[int] = ..., version: _Optional[str] = ..., seed_host_id: _Optional[str] = ...) -> None: ...
+
 class TriggerTaskRequest(_message.Message):
     __slots__ = ("task_id", "source")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class SchedulerStub:
                 request_serializer=p2p_dot_proto_dot_scheduler__pb2.StatTaskRequest.SerializeToString,
                 response_deserializer=p2p_dot_proto_dot_scheduler__pb2.TaskStat.FromString,
                 _registered_method=True)
+        self.Preheat = channel.unary_unary(
+                '/dfly.p2p.v1.Scheduler/Preheat',
+                request_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
+                response_deserializer=p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -117,6 +122,13 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Preheat(self, request, context):
+        """Have a seed peer fetch an object now; FAILED_PRECONDITION when this scheduler lacks the preheat feature.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +166,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.StatTask,
                     request_deserializer=p2p_dot_proto_dot_scheduler__pb2.StatTaskRequest.FromString,
                     response_serializer=p2p_dot_proto_dot_scheduler__pb2.TaskStat.SerializeToString,
+            ),
+            'Preheat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Preheat,
+                    request_deserializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.FromString,
+                    response_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +372,33 @@ class Scheduler:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Preheat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dfly.p2p.v1.Scheduler/Preheat',
+            p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
+            p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class DaemonStub:
     """Missing associated documentation comment in .proto file."""
@@ -370,6 +414,11 @@ class DaemonStub:
                 request_serializer=p2p_dot_proto_dot_scheduler__pb2.TriggerTaskRequest.SerializeToString,
                 response_deserializer=p2p_dot_proto_dot_scheduler__pb2.TriggerTaskResponse.FromString,
                 _registered_method=True)
+        self.PreheatTask = channel.unary_unary(
+                '/dfly.p2p.v1.Daemon/PreheatTask',
+                request_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
+                response_deserializer=p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.FromString,
+                _registered_method=True)
 
 
 class DaemonServicer:
@@ -381,6 +430,13 @@ class DaemonServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreheatTask(self, request, context):
+        """Fetch an object into this seed peer and answer once every piece is here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DaemonServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -388,6 +444,11 @@ def add_DaemonServicer_to_server(servicer, server):
                     servicer.TriggerTask,
                     request_deserializer=p2p_dot_proto_dot_scheduler__pb2.TriggerTaskRequest.FromString,
                     response_serializer=p2p_dot_proto_dot_scheduler__pb2.TriggerTaskResponse.SerializeToString,
+            ),
+            'PreheatTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreheatTask,
+                    request_deserializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.FromString,
+                    response_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -417,6 +478,33 @@ class Daemon:
             '/dfly.p2p.v1.Daemon/TriggerTask',
             p2p_dot_proto_dot_scheduler__pb2.TriggerTaskRequest.SerializeToString,
             p2p_dot_proto_dot_scheduler__pb2.TriggerTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreheatTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dfly.p2p.v1.Daemon/PreheatTask',
+            p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
+            p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -139,3 +139,19 @@ class Registration:
     peer_id: PeerID
     host: HostInfo
     spec: TaskSpec
+
+
+@dataclass(frozen=True)
+class PreheatSpec:
+    """What to preheat: `range` is "a-b" or "bytes=a-b", empty for the whole object."""
+
+    url: str
+    range: str = ""
+
+
+@dataclass(frozen=True)
+class PreheatResult:
+    task_id: TaskID
+    content_length: int
+    version: str
+    seed_host_id: str = ""  # the HostID of the seed peer holding it; empty from the seed itself

@@ -18,6 +18,8 @@ from pathlib import Path
 from p2p.clients.daemon import DaemonTrigger
 from p2p.common.config import ConfigError, load_config
 from p2p.scheduler.config import ENV_PREFIX, SchedulerConfig
+from p2p.scheduler.manager_link import ManagerLink
+from p2p.scheduler.preheat import Preheater
 from p2p.scheduler.records import RecordWriter
 from p2p.scheduler.server import start_server, stop_server
 from p2p.scheduler.service import SchedulerService
@@ -35,7 +37,8 @@ async def serve(config: SchedulerConfig, ready_file: Path | None) -> None:
     records = RecordWriter(config.records) if config.records.path else None
     trigger = DaemonTrigger()
     service = SchedulerService(config, seeds=trigger, records=records)
-    running = await start_server(service, config.server.listen, config.server.port)
+    preheater = Preheater(service, trigger, timeout_s=config.manager.preheat_timeout_s)
+    running = await start_server(service, config.server.listen, config.server.port, preheater=preheater)
     advertise = (
         f"{config.server.advertise_ip or config.server.listen}:{config.server.advertise_port or running.port}"
     )
@@ -51,12 +54,23 @@ async def serve(config: SchedulerConfig, ready_file: Path | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     gc = loop.create_task(service.run_gc())
+    link: ManagerLink | None = None
+    if config.manager.address:  # the manager learns the advertised address, which daemons dial
+        ip, _, port = advertise.rpartition(":")
+        link = ManagerLink(config.manager, service, preheater, ip=ip, port=int(port))
+        jobs = [gc, loop.create_task(link.run())]
+    else:
+        jobs = [gc]
     try:
         await stop.wait()
     finally:
-        gc.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gc
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        if link is not None:
+            await link.aclose()
         await stop_server(running)
         await service.aclose()
         await trigger.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from p2p.common.config import Section
 
@@ -52,9 +52,23 @@ class RecordsSection(Section):
     buffer_size: int = Field(default=100, ge=0, description="records held before a write; 0 = write each")
 
 
+class ManagerSection(Section):
+    """The manager this scheduler registers with (empty `address`: standalone, every feature on)."""
+
+    address: str = Field(default="", description="manager REST URL, e.g. http://127.0.0.1:8080")
+    scheduler_cluster_id: int = Field(default=1, ge=1)
+    component_token: SecretStr | None = None  # the manager's auth.component_token, when it has one
+    host_name: str = Field(default="", description="name registered with the manager; empty: the hostname")
+    idc: str = ""
+    location: str = ""
+    keepalive_interval_s: float = Field(default=5, gt=0)
+    preheat_timeout_s: float = Field(default=1200, gt=0, description="one seed peer fetching one object")
+
+
 class SchedulerConfig(Section):
     server: ServerSection = ServerSection()
     scheduling: SchedulingSection = SchedulingSection()
     gc: GCSection = GCSection()
     records: RecordsSection = RecordsSection()
+    manager: ManagerSection = ManagerSection()
     seed_peer_enable: bool = True

@@ -12,10 +12,12 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from p2p.clients.interceptor import ExceptionToStatusInterceptor
+from p2p.errors import FeatureDisabled
 from p2p.proto import convert
 from p2p.proto import scheduler_pb2 as pb
 from p2p.proto import scheduler_pb2_grpc as pb_grpc
 from p2p.proto.values import Code, PeerPacket, ReportKind
+from p2p.scheduler.preheat import Preheater
 from p2p.scheduler.service import SchedulerService
 from p2p.scheduler.state import Peer
 from p2p.types import HostID, PeerID, TaskID
@@ -27,8 +29,9 @@ OUTBOX_LIMIT = 64  # packets queued for one peer; more means the peer stopped re
 
 
 class SchedulerServicer(pb_grpc.SchedulerServicer):
-    def __init__(self, service: SchedulerService) -> None:
+    def __init__(self, service: SchedulerService, preheater: Preheater | None = None) -> None:
         self.service = service
+        self.preheater = preheater
 
     async def AnnounceHost(self, request: pb.AnnounceHostRequest, context: aio.ServicerContext) -> pb.Empty:
         self.service.announce_host(convert.host_from_pb(request.host))
@@ -96,6 +99,11 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def StatTask(self, request: pb.StatTaskRequest, context: aio.ServicerContext) -> pb.TaskStat:
         return convert.task_stat_to_pb(self.service.stat_task(TaskID(request.task_id)))
 
+    async def Preheat(self, request: pb.PreheatRequest, context: aio.ServicerContext) -> pb.PreheatResponse:
+        if self.preheater is None:
+            raise FeatureDisabled("this scheduler has no preheat")
+        return convert.preheat_result_to_pb(await self.preheater.preheat(convert.preheat_from_pb(request)))
+
 
 @dataclass
 class RunningServer:
@@ -104,9 +112,11 @@ class RunningServer:
     health: health.aio.HealthServicer
 
 
-async def start_server(service: SchedulerService, listen: str, port: int) -> RunningServer:
+async def start_server(
+    service: SchedulerService, listen: str, port: int, *, preheater: Preheater | None = None
+) -> RunningServer:
     server = aio.server(interceptors=[ExceptionToStatusInterceptor()])
-    pb_grpc.add_SchedulerServicer_to_server(SchedulerServicer(service), server)
+    pb_grpc.add_SchedulerServicer_to_server(SchedulerServicer(service, preheater), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{listen}:{port}")

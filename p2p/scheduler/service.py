@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from p2p.clients.hashring import HashRing
-from p2p.errors import TaskNotFound
+from p2p.errors import FeatureDisabled, TaskNotFound
 from p2p.proto.values import (
     Code,
     HostInfo,
@@ -68,6 +68,8 @@ class SchedulerService:
         self._jobs: set[asyncio.Task[None]] = set()
         self._scheduling: dict[PeerID, asyncio.Task[None]] = {}
         self._last_scheduled: dict[PeerID, float] = {}
+        # Which manager features (`schedule`, `preheat`) this scheduler has; the manager link replaces it.
+        self.allows: Callable[[str], bool] = lambda _feature: True
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -106,6 +108,8 @@ class SchedulerService:
     # ---- registration ------------------------------------------------------------------------------
 
     def register_peer(self, reg: Registration) -> SizeScope:
+        if not self.allows("schedule"):
+            raise FeatureDisabled("scheduler has the schedule feature disabled")
         host = self.res.hosts.get(reg.host.id) or self.announce_host(reg.host)
         task = self.res.get_or_create_task(reg.task_id, reg.spec, self.sched.back_to_source_count)
         peer = self.res.get_or_create_peer(reg.peer_id, task, host)
