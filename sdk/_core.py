@@ -369,7 +369,7 @@ def backoff_s(policy: RetryPolicy, attempt: int, rng: random.Random | None = Non
 
 def send_flow(request: Request, policy: RetryPolicy) -> Flow[Response]:
     """Send with retries (idempotent requests only), then raise for an error status."""
-    attempts = policy.max_retries + 1 if request.retryable else 1
+    attempts = max(policy.max_retries, 0) + 1 if request.retryable else 1
     for attempt in range(attempts):
         last = attempt == attempts - 1
         try:
