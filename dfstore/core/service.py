@@ -220,13 +220,18 @@ class ObjectService:
     ) -> ObjectMeta:
         self.backend.check_key(bucket, key)
         self.backend.check_key(src_bucket, src_key)
-        pending = self.writeback.pending(src_bucket, src_key)
-        await self.writeback.supersede(bucket, key)
-        if pending is not None:
-            # the source has not reached the origin yet: write our copy of its bytes there
-            return await self.backend.put_object(
-                bucket, key, pending.data, options or pending.options, etag=pending.meta.etag
-            )
+        onto_itself = (bucket, key) == (src_bucket, src_key)
+        if not onto_itself:
+            await self.writeback.supersede(bucket, key)  # an older pending write must not land after this
+        async with self.writeback.using(src_bucket, src_key) as pending:
+            if pending is not None:
+                # the source has not reached the origin yet: write our copy of its bytes there
+                meta = await self.backend.put_object(
+                    bucket, key, pending.data, options or pending.options, etag=pending.meta.etag
+                )
+                if onto_itself:
+                    self.writeback.discard(pending)  # written just now, with the new metadata
+                return meta
         return await self.backend.copy_object(bucket, key, src_bucket, src_key, options)
 
     async def delete_object(self, bucket: str, key: str) -> None:

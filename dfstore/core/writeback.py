@@ -287,6 +287,30 @@ class WriteBackQueue:
         os.replace(tmp, entry.record)
         _fsync_dir(self.dir)
 
+    @contextlib.asynccontextmanager
+    async def using(self, bucket: str, key: str) -> AsyncIterator[PendingEntry | None]:
+        """The key's pending entry (or None), held for the block: no upload of it runs meanwhile and
+        its files stay even if a newer write supersedes it (they go when the block ends)."""
+        ident = (bucket, key)
+        async with self._locks.hold(ident):
+            entry = self._latest.get(ident)
+            if entry is None:
+                yield None
+                return
+            entry.in_flight = True
+            try:
+                yield entry
+            finally:
+                entry.in_flight = False
+                if self._latest.get(ident) is not entry:
+                    await asyncio.to_thread(entry.remove_files)
+
+    def discard(self, entry: PendingEntry) -> None:
+        """Inside `using()`: the caller wrote the entry to the origin itself; forget it."""
+        if self._latest.get(entry.ident) is entry:
+            del self._latest[entry.ident]
+            self._update_idle()
+
     async def supersede(self, bucket: str, key: str) -> None:
         """Drop the key's pending entry, waiting for an upload of it in flight to finish first."""
         ident = (bucket, key)

@@ -299,3 +299,23 @@ async def test_back_to_source_reads_are_pinned_to_the_version_seen(node: Node, t
     with pytest.raises(SourceError, match="changed"):
         [c async for c in node.source.read(url, 0, 11)]
     assert await get(node, "v") == b"version two"  # a new GET sees (and pins) the new version
+
+
+async def test_copy_of_a_pending_object_onto_itself(tmp_path: Path) -> None:
+    n = await build(tmp_path, start_writeback=False)
+    await n.backend.create_bucket(B)
+    try:
+        await put(n, "self", b"pending bytes", PutMode.ASYNC_WRITE_BACK)
+        meta = await n.service.copy_object(B, "self", B, "self", options=PutOptions(content_type="new/type"))
+        assert meta.content_type == "new/type"
+        assert n.writeback.pending(B, "self") is None  # written to the origin by the copy itself
+        assert list((tmp_path / "journal").glob("*.data")) == []
+        origin = await n.backend.head_object(B, "self")
+        assert (origin.size, origin.content_type) == (13, "new/type")
+        await n.writeback.start()
+        assert await n.writeback.drain(5)
+        assert (await n.backend.head_object(B, "self")).content_type == "new/type"
+    finally:
+        await n.writeback.close()
+        await n.tasks.close()
+        await n.store.close()
