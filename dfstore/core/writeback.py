@@ -176,7 +176,7 @@ class WriteBackQueue:
         # data files whose record never got written: the PUT was not acknowledged
         wanted = {e.data for e in newest.values()}
         for path in self.dir.glob("*.data"):
-            if path not in wanted and not path.with_suffix(".json").exists():
+            if path not in wanted and not any(path.with_suffix(x).exists() for x in (".json", ".bad")):
                 path.unlink(missing_ok=True)
         return sorted(newest.values(), key=lambda e: e.seq)
 

@@ -132,7 +132,9 @@ async def test_restart_resumes_only_the_newest_entry_per_key(tmp_path: Path) -> 
         shutil.copy(path, journal_dir / path.name)
     (journal_dir / "99999999999999999999.data").write_bytes(b"record never written: not acknowledged")
     (journal_dir / "abc.tmp").write_bytes(b"{half a rec")
-    assert len(list(journal_dir.iterdir())) == 6
+    (journal_dir / "00000000000000000001.json").write_bytes(b"{damaged")  # kept aside, with its data
+    (journal_dir / "00000000000000000001.data").write_bytes(b"maybe acknowledged")
+    assert len(list(journal_dir.iterdir())) == 8
 
     second = WriteBackQueue(journal_dir, backend, retry_initial_s=0.05)
     await second.start()
@@ -140,7 +142,9 @@ async def test_restart_resumes_only_the_newest_entry_per_key(tmp_path: Path) -> 
     assert await second.drain(10)
     await second.close()
     assert b"".join([c async for c in backend.read_object(B, "k", 0, 4)]) == b"new!"
-    assert list(journal_dir.iterdir()) == []
+    assert sorted(p.name for p in journal_dir.iterdir()) == [
+        "00000000000000000001.bad", "00000000000000000001.data"
+    ]
 
 
 @pytest.mark.slow
