@@ -11,6 +11,8 @@ import hashlib
 import io
 import random
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -393,3 +395,48 @@ def test_sync_client_reuses_one_connection(endpoint: str) -> None:
         client.get_object_metadatas(name)
         pool = client._pool.connection_from_url(endpoint)
         assert pool.num_connections == 1  # every call above went over the same keep-alive connection
+
+
+_FLAT_MEMORY_SCRIPT = """
+import asyncio, resource, sys
+import sdk
+
+async def main(endpoint, bucket, src, dst):
+    async with sdk.AsyncClient(endpoint) as client:
+        await client.create_bucket(bucket)
+        await client.upload_file(bucket, "big", src, mode=1)
+        await client.download_file(bucket, "big", dst)
+
+asyncio.run(main(*sys.argv[1:]))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_async_client_moves_200_mib_each_way_with_flat_memory(endpoint: str, tmp_path: Path) -> None:
+    size = 200 * 1024 * 1024
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    rng = random.Random(200)
+    digest = hashlib.sha256()
+    with open(src, "wb") as out:
+        for _ in range(size // (1024 * 1024)):
+            block = rng.randbytes(1024 * 1024)
+            digest.update(block)
+            out.write(block)
+    bucket = f"sdk-{uuid.uuid4().hex[:12]}"
+    result = subprocess.run(
+        [sys.executable, "-c", _FLAT_MEMORY_SCRIPT, endpoint, bucket, str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_mib = int(result.stdout.split()[-1]) / 1024
+    got = hashlib.sha256()
+    with open(dst, "rb") as src_file:
+        while block := src_file.read(1024 * 1024):
+            got.update(block)
+    assert got.hexdigest() == digest.hexdigest()
+    print(f"\nAsyncClient peak RSS for 200 MiB up and down: {peak_mib:.0f} MiB")
+    assert peak_mib < 150, f"peak RSS {peak_mib:.0f} MiB for a 200 MiB object"
