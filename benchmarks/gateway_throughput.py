@@ -2,7 +2,7 @@
 
     python benchmarks/gateway_throughput.py [--size-mib 1024] [--rounds 3] [--small-requests 2000]
 
-A stand-alone gateway (`python -m gateway`: object service, piece cache, directory origin) and
+A daemon (`dfly daemon`: object service, piece cache, directory origin, S3 gateway) and
 nginx (Debian package `nginx`, own config in a temp dir) listen on 127.0.0.1; nginx's root is the
 gateway's origin bucket directory, so both serve the very same files. curl reads the gateway through
 SigV4 presigned URLs (so every request is authenticated) and nginx through plain URLs.
@@ -15,7 +15,7 @@ SigV4 presigned URLs (so every request is authenticated) and nginx through plain
    connection, then over 4 parallel connections.
 3. PUT of a --size-mib object (curl -T with a presigned PUT URL: WRITE_BACK to the origin).
 
-MB/s are 10^6 bytes/s. CPU seconds per GiB are the server's user+system time (gateway process;
+MB/s are 10^6 bytes/s. CPU seconds per GiB are the server's user+system time (daemon process;
 nginx master and workers) divided by GiB moved. Everything lives in a temp dir removed at the end.
 """
 
@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
+import yaml
 from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -90,18 +91,22 @@ def children_of(pid: int) -> list[int]:
 
 @contextmanager
 def gateway(workdir: Path, origin: Path, access_key: str, secret_key: str) -> Iterator[Child]:
-    env = {
-        "DFLY_GATEWAY__PORT": "0",
-        "DFLY_GATEWAY__ACCESS_KEY": access_key,
-        "DFLY_GATEWAY__SECRET_KEY": secret_key,
-    }
+    """A `dfly daemon` with a directory origin whose S3 gateway listens on a free loopback port."""
+    home = workdir / "daemon"
+    home.mkdir(parents=True, exist_ok=True)
+    config = {
+        "home": str(home),
+        "daemon": {"name": "bench-gw", "upload": {"listen": "127.0.0.1", "port": 0},
+                   "rpc": {"listen": "127.0.0.1", "port": 0}},
+        "dfstore": {"listen": "127.0.0.1", "port": 0, "origin": {"kind": "fs", "path": str(origin)}},
+        "gateway": {"listen": "127.0.0.1", "port": 0, "access_key": access_key, "secret_key": secret_key},
+    }  # fmt: skip
+    path = home / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
     child = spawn(
-        "gateway",
-        ["gateway", "--home", str(workdir / "gw"), "--origin", str(origin)],
-        ready_file=workdir / "gw-ready.json",
-        log_path=workdir / "gw.log",
-        env=env,
-    )
+        "bench-gw", ["dfly", "daemon", "--config", str(path)], ready_file=home / "ready.json",
+        log_path=home / "daemon.log",
+    )  # fmt: skip
     try:
         yield child
     finally:
@@ -208,7 +213,7 @@ def main() -> None:
     try:
         with gateway(workdir, origin, access_key, secret_key) as gw:
             s3 = boto3.client(
-                "s3", endpoint_url=gw.ready["endpoint"], aws_access_key_id=access_key,
+                "s3", endpoint_url=gw.ready["s3"], aws_access_key_id=access_key,
                 aws_secret_access_key=secret_key, region_name="us-east-1",
                 config=Config(signature_version="s3v4"),
             )  # fmt: skip
