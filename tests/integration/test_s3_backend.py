@@ -202,3 +202,12 @@ async def test_pinned_reads_fail_after_an_overwrite(s3: S3Backend, tmp_path: Pat
 
 async def read_pinned(s3: S3Backend, key: str, etag: str) -> list[bytes]:
     return [c async for c in s3.read_object(B, key, 0, 11, etag=etag)]
+
+
+async def test_special_keys_roundtrip(s3: S3Backend, tmp_path: Path) -> None:
+    special = '测试编码文件{"name":"juicefs"}\x1f%uFF081%uFF09.jpg'
+    for key in [special, "a+b c", "pct%2Fx"]:
+        await put(s3, tmp_path, key, key.encode())
+        assert b"".join(await read(s3, key, 0, len(key.encode()))) == key.encode()
+    assert [o.key for o in (await s3.list_objects(B)).objects] == ["a+b c", "pct%2Fx", special]
+    assert [o.key for o in (await s3.list_objects(B, prefix="测试编码文件", max_keys=1)).objects] == [special]
