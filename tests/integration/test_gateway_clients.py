@@ -77,7 +77,7 @@ def test_minio(gw: Gateway, bucket: str, tmp_path: Path) -> None:
     mc.put_object(bucket, "small", io.BytesIO(b"tiny"), 4, metadata={"x-amz-meta-a": "b"})
     stat = mc.stat_object(bucket, "small")
     assert stat.size == 4 and stat.etag == hashlib.md5(b"tiny").hexdigest()
-    assert stat.metadata["x-amz-meta-a"] == "b"
+    assert stat.metadata is not None and stat.metadata["x-amz-meta-a"] == "b"
     assert sorted(o.object_name for o in mc.list_objects(bucket, recursive=True)) == ["dir/up.bin", "small"]
     assert sorted(o.object_name for o in mc.list_objects(bucket)) == ["dir/", "small"]
     mc.copy_object(bucket, "copied", CopySource(bucket, "small"))

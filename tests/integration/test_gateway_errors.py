@@ -53,7 +53,7 @@ def _signed_headers(gw: Gateway, method: str, path: str, *, body: bytes = b"", h
     request.headers["x-amz-content-sha256"] = payload or hashlib.sha256(body).hexdigest()
     signer = S3SigV4Auth(Credentials(key or gw.access_key, secret or gw.secret_key), "s3", gw.region)
     if payload is not None:
-        signer.payload = lambda _request: payload  # type: ignore[method-assign]
+        signer.payload = lambda _request: payload
     signer.add_auth(request)
     return dict(request.headers.items())
 
