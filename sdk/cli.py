@@ -70,6 +70,11 @@ class DfstoreGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`dfstore cat ... | head`): stop quietly, and keep Python's final
+            # flush of stdout from reporting the same broken pipe again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except (DfstoreError, OSError) as exc:
             settings = ctx.obj if isinstance(ctx.obj, Settings) else None
             if settings is not None and settings.debug:

@@ -196,3 +196,19 @@ def test_cp_300_mib_up_and_down_byte_exact_with_flat_memory(endpoint: str, bucke
     print(up.stdout.decode().strip(), "|", down.stdout.decode().strip())
     assert up_rss < 200 * 1024 and down_rss < 200 * 1024
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_cat_into_a_closed_pipe_stops_quietly(endpoint: str, bucket: str, tmp_path: Path) -> None:
+    src = tmp_path / "one.bin"
+    src.write_bytes(random.Random(3).randbytes(4 * MiB))
+    ok(dfstore(endpoint, "cp", "-q", str(src), f"dfs://{bucket}/one.bin", "-m", "1"))
+    env = {**os.environ, "DFSTORE_ENDPOINT": endpoint}
+    proc = subprocess.Popen(
+        [*command(), "cat", f"dfs://{bucket}/one.bin"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == src.read_bytes()[:10]
+    proc.stdout.close()  # like `| head -c 10`
+    assert proc.wait(timeout=60) == 1
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
