@@ -129,8 +129,10 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
         return None
     try:
         _authenticate(request)
-    except DFError as exc:
-        return _error_response(request, exc)
+    except Exception as exc:  # this runs outside the middleware: nothing may escape
+        if not isinstance(exc, DFError):
+            log.exception("internal error checking %s %s", request.method, request.path)
+        return _error_response(request, as_dferror(exc))
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0
     return None
