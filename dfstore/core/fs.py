@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import stat as stat_mod
+import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -110,6 +111,12 @@ class FilesystemBackend:
         self._tmp = self._hidden / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         (self._hidden / "buckets").mkdir(exist_ok=True)
+        # Writers and deleters of one key take turns for the sidecar + rename step, so the sidecar
+        # always describes the data file that won (striped: a lock per key would grow forever).
+        self._key_locks = [threading.Lock() for _ in range(64)]
+
+    def _key_lock(self, loc: _Loc) -> threading.Lock:
+        return self._key_locks[hash((loc.bucket, loc.key)) % len(self._key_locks)]
 
     # ---- buckets -------------------------------------------------------------------------
 
@@ -342,9 +349,10 @@ class FilesystemBackend:
             # A concurrent delete may prune the directories we just made: try again a few times.
             for attempt in range(5):
                 try:
-                    self._make_parents(loc)
-                    _write_json_atomic(loc.meta, self._tmp, record)
-                    os.replace(tmp, loc.data)
+                    with self._key_lock(loc):
+                        self._make_parents(loc)
+                        _write_json_atomic(loc.meta, self._tmp, record)
+                        os.replace(tmp, loc.data)
                     break
                 except FileNotFoundError:
                     if attempt == 4:
@@ -407,8 +415,9 @@ class FilesystemBackend:
             if not loc.dir_key:
                 if loc.node.is_dir() or not inside:
                     return  # not an object: nothing to delete
-            loc.data.unlink(missing_ok=True)
-            loc.meta.unlink(missing_ok=True)
+            with self._key_lock(loc):
+                loc.data.unlink(missing_ok=True)
+                loc.meta.unlink(missing_ok=True)
         except NotADirectoryError:
             return
         except OSError as exc:

@@ -359,3 +359,26 @@ async def test_build_backend_from_config(tmp_path: Path) -> None:
     chosen = build_backend(OriginSection(kind="fs", path=str(tmp_path / "elsewhere")), tmp_path / "home")
     assert isinstance(chosen, FilesystemBackend) and chosen.root == (tmp_path / "elsewhere").resolve()
     assert chosen.name == "s3"
+
+
+async def test_concurrent_writers_and_deleters_leave_a_consistent_object(fs: FilesystemBackend, tmp_path: Path) -> None:
+    import asyncio
+
+    bodies = [f"writer {i} ".encode() * (i + 1) for i in range(12)]
+
+    async def churn(i: int) -> None:
+        await put(fs, tmp_path, f"d/e/sib{i}", b"x")
+        await fs.delete_object(B, f"d/e/sib{i}")  # prunes d/e while others write into it
+
+    async def write(i: int) -> None:
+        src = tmp_path / f"body{i}"
+        src.write_bytes(bodies[i])
+        await fs.put_object(B, "d/e/k", src, PutOptions(content_type=f"type/{i}"))
+
+    await asyncio.gather(*(write(i) for i in range(len(bodies))), *(churn(i) for i in range(12)))
+    meta = await fs.head_object(B, "d/e/k")
+    data = await read(fs, "d/e/k")
+    i = bodies.index(data)
+    assert (meta.etag, meta.content_type) == (hashlib.md5(data).hexdigest(), f"type/{i}")  # metadata of the winner
+    assert [o.key for o in (await fs.list_objects(B)).objects] == ["d/e/k"]
+    assert list((tmp_path / "origin" / ".dfly" / "tmp").iterdir()) == []
