@@ -13,6 +13,7 @@ from dfstore.core.s3 import S3Backend
 from dfstore.errors import (
     BackendError,
     BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
     InvalidArgument,
     KeyTooLongError,
     NoSuchBucket,
@@ -81,12 +82,15 @@ async def test_missing_things(s3: S3Backend, tmp_path: Path) -> None:
         await s3.head_object(B, "")
 
 
-async def test_buckets(s3: S3Backend) -> None:
+async def test_buckets(s3: S3Backend, tmp_path: Path) -> None:
     with pytest.raises(BucketAlreadyOwnedByYou):
         await s3.create_bucket(B)
     await s3.create_bucket("second")
     assert [b.name for b in await s3.list_buckets()] == [B, "second"]
     await s3.head_bucket("second")
+    await put(s3, tmp_path, "keep", b"x")
+    with pytest.raises(BucketNotEmpty):
+        await s3.delete_bucket(B)
     await s3.delete_bucket("second")
     assert [b.name for b in await s3.list_buckets()] == [B]
 
