@@ -173,31 +173,51 @@ def cp(
     if up == down:
         raise click.UsageError("exactly one of SOURCE and TARGET must be a dfs://bucket/key URL")
     if up:
-        dst = parse_dfs(target, key_required=False)
-        if source == "-":
-            if not dst.key or dst.key.endswith("/"):
-                raise click.UsageError("uploading stdin needs a full object key")
-            progress = _progress(f"upload {dst}", None, quiet)
-            client.put_object(
-                dst.bucket,
-                dst.key,
-                sys.stdin.buffer,
-                mode=mode,
-                max_replicas=max_replicas,
-                filter=filter_,
-                progress=progress,
-            )
-            _report(quiet, "upload", "-", str(dst), progress)
-            return
-        for path, key in _upload_plan(Path(source), dst, recursive):
-            target_url = DfsURL(dst.bucket, key)
-            progress = _progress(f"upload {path}", path.stat().st_size, quiet)
-            client.upload_file(
-                dst.bucket, key, path, mode=mode, max_replicas=max_replicas, filter=filter_, progress=progress
-            )
-            _report(quiet, "upload", str(path), str(target_url), progress)
+        options = UploadOptions(mode=mode, max_replicas=max_replicas, filter=filter_)
+        _upload(client, source, parse_dfs(target, key_required=False), recursive, options, quiet)
+    else:
+        _download(client, parse_dfs(source, key_required=not recursive), target, recursive, filter_, quiet)
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    mode: int
+    max_replicas: int
+    filter: str
+
+
+def _upload(client: Client, source: str, dst: DfsURL, recursive: bool, opts: UploadOptions, quiet: bool) -> None:
+    if source == "-":
+        if not dst.key or dst.key.endswith("/"):
+            raise click.UsageError("uploading stdin needs a full object key")
+        progress = _progress(f"upload {dst}", None, quiet)
+        stdin = sys.stdin.buffer
+        client.put_object(
+            dst.bucket,
+            dst.key,
+            stdin,
+            mode=opts.mode,
+            max_replicas=opts.max_replicas,
+            filter=opts.filter,
+            progress=progress,
+        )
+        _report(quiet, "upload", "-", str(dst), progress)
         return
-    src = parse_dfs(source, key_required=not recursive)
+    for path, key in _upload_plan(Path(source), dst, recursive):
+        progress = _progress(f"upload {path}", path.stat().st_size, quiet)
+        client.upload_file(
+            dst.bucket,
+            key,
+            path,
+            mode=opts.mode,
+            max_replicas=opts.max_replicas,
+            filter=opts.filter,
+            progress=progress,
+        )
+        _report(quiet, "upload", str(path), str(DfsURL(dst.bucket, key)), progress)
+
+
+def _download(client: Client, src: DfsURL, target: str, recursive: bool, filter_: str, quiet: bool) -> None:
     if target == "-":
         with client.get_object(src.bucket, src.key, filter=filter_) as body:
             for chunk in body.iter_chunks():
