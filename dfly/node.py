@@ -87,19 +87,6 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
 
         backend = build_backend(config.dfstore.origin, home)
         stack.push_async_callback(backend.close)
-        http_source = HTTPSource()
-        stack.push_async_callback(http_source.close)
-        sources = SourceRouter({"dfs": BackendSource(backend), "http": http_source, "https": http_source})
-        p2p_node = P2PNode(config.daemon, sources)
-        stack.push_async_callback(p2p_node.aclose)  # closed after the TaskManager's downloads
-        tasks = TaskManager(
-            store,
-            sources,
-            source_concurrency=config.daemon.download.source_concurrency,
-            downloader_factory=p2p_node.downloader_factory,
-        )
-        stack.push_async_callback(tasks.close)
-
         wb = config.dfstore.writeback
         writeback = WriteBackQueue(
             home / "writeback",
@@ -110,6 +97,22 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
         )
         await writeback.start()
         stack.push_async_callback(writeback.close)
+        http_source = HTTPSource()
+        stack.push_async_callback(http_source.close)
+        # The journal is a source too: an acknowledged write not yet on the origin is read from it.
+        sources = SourceRouter(
+            {"dfs": BackendSource(backend, writeback), "http": http_source, "https": http_source}
+        )
+        p2p_node = P2PNode(config.daemon, sources)
+        stack.push_async_callback(p2p_node.aclose)  # closed after the TaskManager's downloads
+        tasks = TaskManager(
+            store,
+            sources,
+            source_concurrency=config.daemon.download.source_concurrency,
+            downloader_factory=p2p_node.downloader_factory,
+        )
+        stack.push_async_callback(tasks.close)
+
         service = ObjectService(backend, tasks, spool_dir=home / "spool", writeback=writeback)
         stack.push_async_callback(service.close)
 
