@@ -96,14 +96,17 @@ class Net:
             run("ip", "-n", switch, "link", "set", inner, "netns", ns)
             run("ip", "-n", switch, "link", "set", outer, "master", "br0", "up")
             run("ip", "-n", ns, "link", "set", "lo", "up")
+            # Keep the congestion window between piece requests on a kept-alive connection (a server
+            # setting): otherwise every piece starts in slow start over the shaped link's queue delay.
+            run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_slow_start_after_idle=0")
             run("ip", "-n", ns, "link", "set", inner, "name", "eth0")
             run("ip", "-n", ns, "addr", "add", f"{SUBNET}.{octet}/24", "dev", "eth0")
             run("ip", "-n", ns, "link", "set", "eth0", "up")
             if cap:
                 # Both directions: the host's egress (upload) and the switch port's egress (download).
                 for where, dev in ((ns, "eth0"), (switch, outer)):
-                    shaper = ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{cap * 8}bit", *TBF]
-                    run("ip", "netns", "exec", where, *shaper)
+                    shaper = ["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "tbf", "rate", f"{cap * 8}bit"]
+                    run("ip", "netns", "exec", where, *shaper, *TBF)
             addresses[name] = f"{SUBNET}.{octet}"
         return addresses
 
@@ -202,7 +205,9 @@ def wait_port(ns: str, host: str, port: int, timeout_s: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {host}:{port} in {ns}")
 
 
-def daemon_config(work: Path, name: str, ip: str, origin_ip: str, scheduler: str, seed: bool) -> Path:
+def daemon_config(
+    work: Path, name: str, ip: str, origin_ip: str, scheduler: str, *, seed: bool, source_concurrency: int
+) -> Path:
     home = work / name
     home.mkdir(parents=True, exist_ok=True)
     cfg = {
@@ -214,6 +219,7 @@ def daemon_config(work: Path, name: str, ip: str, origin_ip: str, scheduler: str
             "upload": {"listen": ip, "port": UPLOAD_PORT},
             "rpc": {"listen": ip, "port": RPC_PORT},
             "scheduler": {"addresses": [scheduler], "health_interval_s": 1, "schedule_timeout_s": 30},
+            "download": {"source_concurrency": source_concurrency},
         },
         "dfstore": {
             "listen": ip,
@@ -287,6 +293,8 @@ def main() -> int:
     parser.add_argument("--origin-mbps", type=float, default=25.0, help="B, MB/s (10^6 bytes)")
     parser.add_argument("--link-mbps", type=float, default=50.0, help="L, MB/s (10^6 bytes)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--source-concurrency", type=int, default=4, help="origin reads in flight per download")
+    parser.add_argument("--seed-children", type=int, default=300, help="scheduler's seed_upload_limit")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy logs and records here")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -330,7 +338,15 @@ def main() -> int:
         wait_port(net.ns("origin"), addresses["origin"], ORIGIN_PORT)
         scheduler = f"{addresses['ctl']}:{SCHEDULER_PORT}"
         for name in ["seed", *hosts]:
-            cfg = daemon_config(work, name, addresses[name], addresses["origin"], scheduler, seed=name == "seed")
+            cfg = daemon_config(
+                work,
+                name,
+                addresses[name],
+                addresses["origin"],
+                scheduler,
+                seed=name == "seed",
+                source_concurrency=args.source_concurrency,
+            )
             procs.start(
                 net.ns(name),
                 [
@@ -360,6 +376,7 @@ def main() -> int:
                 {
                     "server": {"listen": addresses["ctl"], "port": SCHEDULER_PORT},
                     "records": {"path": str(work / "records.jsonl"), "buffer_size": 0},
+                    "scheduling": {"seed_upload_limit": args.seed_children},
                 }
             )
         )

@@ -227,7 +227,9 @@ class Conductor:
     # ---- fetching pieces ------------------------------------------------------------------------
 
     async def _work(self, dispatcher: Dispatcher) -> None:
-        workers = max(1, self.node.config.download.parent_concurrency)
+        # Enough workers for either way of fetching: the mode may switch to the origin mid-run.
+        download = self.node.config.download
+        workers = max(1, download.parent_concurrency, download.source_concurrency)
         async with asyncio.TaskGroup() as tg:
             for _ in range(workers):
                 tg.create_task(self._worker(dispatcher))
