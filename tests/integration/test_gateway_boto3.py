@@ -133,6 +133,11 @@ def test_list_v1_v2_delimiters_and_pagination(s3: Any, bucket: str) -> None:
     v1 = [o["Key"] for page in pages for o in page.get("Contents", [])]
     assert v1 == seen
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, StartAfter="b/1")["Contents"]] == keys[3:]
+    assert "Owner" in s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"][0]
+    assert "Owner" not in s3.list_objects_v2(Bucket=bucket)["Contents"][0]
+    assert "Owner" in s3.list_objects(Bucket=bucket)["Contents"][0]
+    v1 = s3.list_objects(Bucket=bucket, Delimiter="/", MaxKeys=2)
+    assert v1["IsTruncated"] and v1["NextMarker"] == "b/"
 
 
 def test_copy_and_metadata_directive(s3: Any, bucket: str) -> None:
