@@ -125,7 +125,8 @@ class Started:
 
 def _open_services(config: ManagerConfig) -> tuple[Database, Services, str | None]:
     db = Database(make_engine(config.database, config.work_home()))
-    version = migrate(db.engine)
+    log.info("migrating the %s database", config.database.type)  # a hang here shows in the log as such
+    version = migrate(db.engine, lock_wait_s=config.database.migration_lock_wait_s)
     log.info("database %s ready at schema version %d", config.database.type, version)
     services = Services(
         clusters=ClusterService(db, keepalive_timeout_s=config.keepalive.timeout_s),

@@ -69,6 +69,8 @@ class DatabaseSection(Section):
     sqlite: SqliteSection = SqliteSection()
     postgres: PostgresSection = PostgresSection()
     mysql: MysqlSection = MysqlSection()  # also used for type: mariadb
+    # How long a migration waits for a lock another connection holds, then fails the start.
+    migration_lock_wait_s: int = Field(default=60, ge=1)
 
 
 class AuthSection(Section):

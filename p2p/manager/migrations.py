@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Connection, DateTime, Engine, Integer, MetaData, String, Table, insert, select
+from sqlalchemy.exc import OperationalError
 
 from p2p.manager import models
 
@@ -29,6 +30,20 @@ schema_migrations = Table(
 )
 
 DEFAULT_CLUSTER = "cluster-1"
+# DDL waits for metadata locks held by other connections (an open transaction on a table). MariaDB's
+# default wait is a day and PostgreSQL's is forever: the manager would hang at start, silently.
+LOCK_WAIT_S = 60
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def _bound_lock_waits(conn: Connection, seconds: int) -> None:
+    if conn.dialect.name == "mysql":  # also MariaDB; DDL commits implicitly there, so per session
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(seconds)}")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(seconds)}s'")
 
 
 def _create_v1_tables(conn: Connection) -> None:
@@ -63,20 +78,32 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
 ]
 
 
-def migrate(engine: Engine) -> int:
+def migrate(engine: Engine, *, lock_wait_s: int = LOCK_WAIT_S) -> int:
     """Apply every pending migration; return the schema version now in place."""
-    with engine.begin() as conn:
-        _meta.create_all(conn)
-        done = {row[0] for row in conn.execute(select(schema_migrations.c.version))}
+    try:
+        with engine.begin() as conn:
+            _bound_lock_waits(conn, lock_wait_s)
+            _meta.create_all(conn)
+            done = {row[0] for row in conn.execute(select(schema_migrations.c.version))}
+    except OperationalError as exc:
+        raise MigrationError(f"cannot read the schema version: {_first_line(exc)}") from exc
     for version, (name, step) in enumerate(MIGRATIONS, start=1):
         if version in done:
             continue
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(
-                insert(schema_migrations).values(
-                    version=version, name=name, applied_at=datetime.now(UTC).replace(tzinfo=None)
+        try:
+            with engine.begin() as conn:
+                _bound_lock_waits(conn, lock_wait_s)
+                step(conn)
+                conn.execute(
+                    insert(schema_migrations).values(
+                        version=version, name=name, applied_at=datetime.now(UTC).replace(tzinfo=None)
+                    )
                 )
-            )
+        except OperationalError as exc:  # e.g. a lock wait timeout: name the step that could not run
+            raise MigrationError(f"migration {version} ({name}) failed: {_first_line(exc)}") from exc
         log.info("applied migration %d: %s", version, name)
     return len(MIGRATIONS)
+
+
+def _first_line(exc: OperationalError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]

@@ -25,6 +25,9 @@ import pytest
 import yaml
 
 ROOT_PASSWORD = "root-Pa55word"
+# A manager start is Python start-up and imports (~1 s idle, 10-15 s on a starved 2-core machine),
+# then migrations and the root password's scrypt: 20 s was not enough under load.
+START_TIMEOUT_S = float(os.environ.get("DFLY_TEST_START_TIMEOUT_S", "90"))
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -111,17 +114,22 @@ def manager_process(tmp: Path, database: dict[str, Any], **overrides: Any) -> It
     cfg_path.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DFLY_MANAGER")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "p2p.manager", "--config", str(cfg_path), "--ready-file", str(ready),
-         "--log-file", str(log_file)],
+        # faulthandler: a start that times out is asked (SIGABRT) where every thread stands.
+        [sys.executable, "-X", "faulthandler", "-m", "p2p.manager", "--config", str(cfg_path),
+         "--ready-file", str(ready), "--log-file", str(log_file)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 20
+        started = time.monotonic()
         while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+            if proc.poll() is not None or time.monotonic() > started + START_TIMEOUT_S:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGABRT)  # the tracebacks go to stderr
+                    proc.wait(10)
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 log = log_file.read_text() if log_file.exists() else ""
-                pytest.fail(f"manager did not start (rc={proc.poll()}):\n{err}\n{log}")
+                pytest.fail(f"manager did not start in {time.monotonic() - started:.1f}s (rc={proc.poll()}):"
+                            f"\n{err}\n{log}")
             time.sleep(0.05)
         info = json.loads(ready.read_text())
         yield ManagerProc(info["url"], log_file, proc, info)
