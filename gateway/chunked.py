@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiohttp.http_exceptions import LineTooLong
+
 from dfstore.errors import SignatureDoesNotMatch
 from gateway.auth import AuthContext, chunk_string_to_sign, sign, trailer_string_to_sign
 from gateway.errors import IncompleteBody, InvalidChunkSizeError
@@ -41,7 +43,10 @@ class ChunkedResult:
 
 
 async def _line(stream: ByteStream) -> bytes:
-    line = await stream.readline()
+    try:
+        line = await stream.readline()
+    except (ValueError, LineTooLong):  # a "line" longer than the read buffer
+        raise InvalidChunkSizeError("an aws-chunked header line is too long") from None
     if not line.endswith(b"\n"):
         raise IncompleteBody("the aws-chunked body ended early")
     if len(line) > MAX_LINE_BYTES:

@@ -386,3 +386,12 @@ def test_random_signed_requests_never_crash(gw: Gateway, bucket: str) -> None:
         assert resp_headers.get("x-amz-request-id"), (method, target)
     _s3(gw).put_object(Bucket=bucket, Key="after-fuzz", Body=b"alive")  # the fuzz may have deleted "fuzz"
     assert _s3(gw).get_object(Bucket=bucket, Key="after-fuzz")["Body"].read() == b"alive"
+
+
+def test_aws_chunked_line_without_end(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/endless"
+    body = b"a" * (2 * 1024 * 1024)  # a chunk-size "line" that never ends
+    extra = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": "10"}
+    headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_UNSIGNED_TRAILER)
+    status, _, text = _send(gw, "PUT", path, body, headers | {"Content-Length": str(len(body))})
+    assert status == 400 and _code(text) == "InvalidChunkSizeError"

@@ -82,6 +82,7 @@ async def test_botocore_unsigned_trailer_body() -> None:
         (b"10\r\nshort", IncompleteBody),
         (b"3\r\nabcdef\r\n0\r\n\r\n", InvalidChunkSizeError),
         (b"3\r\nabc", IncompleteBody),
+        (b"3;" + b"x" * 5000 + b"\r\nabc\r\n", InvalidChunkSizeError),
     ],
 )
 async def test_malformed_framing(data: bytes, error: type[Exception]) -> None:
