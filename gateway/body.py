@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dfstore.errors import BadDigest, EntityTooLarge, InvalidArgument, MissingContentLength
 from gateway import auth as sigv4
@@ -106,6 +107,8 @@ class RequestBody:
                 yield piece
         except ConnectionError:
             raise IncompleteBody("the client closed the connection before the body was complete") from None
+        except HttpProcessingError as exc:  # broken HTTP framing (chunked transfer encoding)
+            raise IncompleteBody(f"the request body is malformed: {exc.message}") from None
         if received != expected_size:
             raise IncompleteBody(
                 f"You did not provide the number of bytes specified by the Content-Length ({expected_size})"

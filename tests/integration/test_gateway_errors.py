@@ -395,3 +395,13 @@ def test_aws_chunked_line_without_end(gw: Gateway, bucket: str) -> None:
     headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_UNSIGNED_TRAILER)
     status, _, text = _send(gw, "PUT", path, body, headers | {"Content-Length": str(len(body))})
     assert status == 400 and _code(text) == "InvalidChunkSizeError"
+
+
+def test_broken_transfer_chunking(gw: Gateway, bucket: str) -> None:
+    path = f"/{bucket}/broken-te"
+    extra = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": "5"}
+    headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_UNSIGNED_TRAILER)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(_head(gw, "PUT", path, headers | {"Transfer-Encoding": "chunked"}) + b"zz-not-hex\r\n\r\n")
+        reply = sock.recv(4096)
+    assert reply.split(b" ", 2)[1] == b"400"  # refused by the HTTP parser or by us, never a 500
