@@ -76,3 +76,37 @@ async def test_daemon_follows_the_manager_list_and_keeps_it_when_the_manager_is_
     finally:
         for child in reversed(procs):
             await asyncio.to_thread(child.stop)
+
+
+@pytest.mark.slow
+async def test_daemon_follows_a_scheduler_replaced_in_the_manager(tmp_path: Path) -> None:
+    origin = fs_origin(tmp_path)
+    home = tmp_path / "manager"
+    home.mkdir()
+    procs: list[Child] = []
+    try:
+        with database_config("sqlite", home) as db, manager_process(home, db) as mgr:
+            async with aiohttp.ClientSession() as session:
+                api = Api(mgr.url, session)
+                await api.sign_in()
+                old = await asyncio.to_thread(scheduler_for, tmp_path, mgr.url, name="sched-old")
+                procs.append(old)
+                await registered_scheduler(api, "sched-old")
+                peer = await asyncio.to_thread(daemon_for, tmp_path, origin, mgr.url, "peer-f")
+                procs.append(peer)
+                await wait_for_log(peer, f"healthy schedulers: ['{old.ready['address']}']")
+
+                new = await asyncio.to_thread(scheduler_for, tmp_path, mgr.url, name="sched-new")
+                procs.append(new)
+                await registered_scheduler(api, "sched-new")
+                await wait_for_log(peer, f"scheduler list: ['{old.ready['address']}', '{new.ready['address']}']")
+                # The old one goes away: its keepalives stop, the manager marks it inactive (3 s here)
+                # and leaves it out of discovery, and the daemon drops it.
+                await asyncio.to_thread(old.stop)
+                await wait_for_log(peer, f"scheduler list: ['{new.ready['address']}']", timeout_s=30)
+                await wait_for_log(peer, f"healthy schedulers: ['{new.ready['address']}']")
+                record = await registered_scheduler(api, "sched-new")
+                assert record["state"] == "active"
+    finally:
+        for child in reversed(procs):
+            await asyncio.to_thread(child.stop)
