@@ -92,6 +92,9 @@ def test_put_get_metadata_and_etag(s3: Any, bucket: str) -> None:
     assert got["CacheControl"] == "max-age=60"
     assert got["ContentDisposition"] == "attachment"
     assert got["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    s3.put_object(Bucket=bucket, Key="folder/", Body=b"")  # a directory marker, as s3fs and consoles make
+    assert s3.head_object(Bucket=bucket, Key="folder/")["ContentLength"] == 0
+    assert "folder/" in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
 
 
 def test_ranges_and_conditionals(s3: Any, bucket: str) -> None:
