@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from p2p.clients.manager import ManagerClient, SchedulerDirectory, SeedPeerAgent
 from p2p.clients.scheduler import SchedulerClient
@@ -83,17 +84,28 @@ class ManagerLink:
                     location=host.location,
                     interval_s=section.manager_keepalive_interval_s,
                 )
-                group.create_task(self.seed_agent.run(), name="seed-peer-keepalive")
+                group.create_task(self._keep_running(self.seed_agent.run), name="seed-peer-keepalive")
             group.create_task(self._follow(scheduler, host), name="scheduler-discovery")
+
+    async def _keep_running(self, run: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await run()
+            except Exception:  # an unexpected answer must not end the registration for good
+                log.exception("seed peer keepalive failed; starting it again")
+            await asyncio.sleep(self._config.scheduler.manager_keepalive_interval_s)
 
     async def _follow(self, scheduler: SchedulerClient, host: HostInfo) -> None:
         directory = self._directory_for(host)
         while True:
             await asyncio.sleep(self._config.scheduler.manager_refresh_interval_s)
-            addresses = await directory.refresh()
-            if addresses != scheduler.addresses:
-                await scheduler.set_addresses(addresses)
-                await scheduler.check_health()  # new schedulers join now, not at the next health round
+            try:
+                addresses = await directory.refresh()
+                if addresses != scheduler.addresses:
+                    await scheduler.set_addresses(addresses)
+                    await scheduler.check_health()  # new schedulers join now, not at the next health round
+            except Exception:  # an unexpected answer must not stop the refreshes for good
+                log.exception("scheduler list refresh failed")
 
     async def aclose(self) -> None:
         await self._client.aclose()

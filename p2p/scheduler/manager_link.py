@@ -14,6 +14,7 @@ feature is on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -38,6 +39,7 @@ class ManagerLink:
         self._service = service
         self._preheater = preheater
         self.host_name = config.host_name or local_hostname()
+        self._interval_s = config.keepalive_interval_s
         self.agent = SchedulerAgent(
             self._client,
             host_name=self.host_name,
@@ -55,7 +57,12 @@ class ManagerLink:
     async def run(self) -> None:
         """Register (retried each interval until the manager answers), then keep alive; until cancelled."""
         log.info("registering with manager %s as %s", self._client.base_url, self.host_name)
-        await self.agent.run()
+        while True:
+            try:
+                await self.agent.run()
+            except Exception:  # an unexpected answer must not end the link for the scheduler's lifetime
+                log.exception("manager link failed; starting it again")
+            await asyncio.sleep(self._interval_s)
 
     async def _run_job(self, run: PreheatRun) -> str:
         result = await self._preheater.preheat(PreheatSpec(url=run.url, range=run.range))
