@@ -133,6 +133,12 @@ async def test_preheat_job_then_first_peer_read_comes_from_the_seed(
             assert [r["source_bytes"] for r in peer_rows] == [0, 0] and all(r["success"] for r in peer_rows)
             assert [r["task_id"] for r in peer_rows] == [r["task_id"] for r in seed_rows]
             assert all(f"task {r['task_id']} " in m for r, m in zip(seed_rows, messages, strict=True))
+
+            # The seed peer keeps alive: still active past the manager's keepalive timeout (3 s here).
+            await asyncio.sleep(3.5)
+            status, again, _ = await api.call("GET", f"/api/v1/seed-peers/{sp['id']}")
+            assert status == 200 and again["state"] == "active"
+            assert again["last_keepalive_at"] > sp["last_keepalive_at"]
         finally:
             for child in reversed(procs):
                 await asyncio.to_thread(child.stop)
