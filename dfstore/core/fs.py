@@ -73,6 +73,14 @@ class _Loc:
     dir_key: bool
 
 
+def _try_link(src: Path, dst: Path) -> bool:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not supported
+        return False
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -372,7 +380,11 @@ class FilesystemBackend:
         """Copy `src` to `tmp` and fsync it; the MD5 on the way only when no ETag was given."""
         digest = hashlib.md5()
         if not hash_it:
-            shutil.copyfile(src, tmp)  # in the kernel (sendfile): the bytes never enter Python
+            # A spool, journal or staging file is written once and never modified in place: sharing
+            # its inode costs no copy. Objects inside the origin are always copied, so every key keeps
+            # its own file.
+            if src.resolve().is_relative_to(self.root) or not _try_link(src, tmp):
+                shutil.copyfile(src, tmp)  # in the kernel (sendfile): the bytes never enter Python
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             return ""
