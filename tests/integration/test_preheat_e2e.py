@@ -122,6 +122,7 @@ async def test_preheat_job_then_first_peer_read_comes_from_the_seed(
                 assert await get_all([read]) == [(200, SIZE, digest)]
                 origin_bytes = relay.bytes_from_target - before
                 assert origin_bytes < HEAD_SLACK, f"the peer's first read took {origin_bytes} bytes from the origin"
+                print(f"{url}: first peer read of {SIZE // MiB} MiB took {origin_bytes} bytes from the origin")
 
             # The scheduler's records: the seed read each object from the origin; the peer read the
             # same task ids (as the job reported them) with no origin bytes at all.
