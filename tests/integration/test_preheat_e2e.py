@@ -1,7 +1,8 @@
 """Preheat end to end, as real processes: manager, scheduler, seed peer, peer, and an S3 origin whose
 bytes are counted on the wire. A preheat job created with a personal access token reaches the
 scheduler through its keepalive, a seed peer fetches the object, and the peer's first read of it
-then comes from the seed, not from the origin."""
+then comes from the seed, not from the origin. Tokens without the `job` scope, expired or revoked
+get 403 on the same call."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ async def api(manager: ManagerProc) -> AsyncIterator[Api]:
         client = Api(manager.url, session)
         await client.sign_in()
         yield client
+
+
+async def make_token(api: Api, name: str, scopes: list[str]) -> dict[str, Any]:
+    status, tok, _ = await api.call("POST", "/api/v1/personal-access-tokens", {
+        "name": name, "scopes": scopes, "expired_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
+    assert status == 201, tok
+    return tok
 
 
 async def job_state(api: Api, job_id: int) -> dict[str, Any]:
@@ -101,10 +109,22 @@ async def test_preheat_job_then_first_peer_read_comes_from_the_seed(
             [sp] = [s for s in seeds if s["host_name"] == "seed"]
             assert sp["state"] == "active" and sp["download_port"] == int(seed.ready["upload"].rsplit(":", 1)[1])
 
-            status, tok, _ = await api.call("POST", "/api/v1/personal-access-tokens", {
-                "name": "ci-preheat", "scopes": ["job"],
-                "expired_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
-            assert status == 201, tok
+            # Tokens that may not create jobs: no `job` scope, expired, revoked. Each gets 403, no job is made.
+            job = {"type": "preheat", "args": {"type": "file", "url": f"s3://{bucket}/{keys[0]}"}}
+            no_scope, expired, revoked = [await make_token(api, name, scopes)
+                                          for name, scopes in (("c", ["cluster"]), ("e", ["job"]), ("r", ["job"]))]
+            past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+            assert (await api.call("PATCH", f"/api/v1/personal-access-tokens/{expired['id']}",
+                                   {"expired_at": past}))[0] == 200
+            assert (await api.call("PATCH", f"/api/v1/personal-access-tokens/{revoked['id']}",
+                                   {"state": "inactive"}))[0] == 200
+            for bad, why in ((no_scope, "job"), (expired, "expired"), (revoked, "inactive")):
+                status, body, _ = await api.call("POST", "/oapi/v1/jobs", job, token=bad["token"])
+                assert status == 403 and why in body["message"], body
+            status, jobs, _ = await api.call("GET", "/api/v1/jobs")
+            assert status == 200 and jobs == []
+
+            tok = await make_token(api, "ci-preheat", ["job"])
 
             # One object named as S3 does, one as dfstore does (the key percent-encoded).
             urls = [f"s3://{bucket}/{keys[0]}", f"dfs://{bucket}/{quote(keys[1])}"]
