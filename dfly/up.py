@@ -102,6 +102,7 @@ def scheduler_config(home: Path, manager_url: str) -> dict[str, Any]:
     return {
         "server": {"listen": "127.0.0.1", "port": port_or_free(8002)},
         "records": {"path": str(home / "scheduler" / "records.jsonl")},
+        "manager": {"address": manager_url},
     }
 
 
@@ -120,6 +121,8 @@ def node_config(
         "daemon": {
             "name": name,
             "seed": seed,
+            # every daemon is its own host to the scheduler and the manager, even on one machine
+            "host": {"hostname": f"{socket.gethostname()}-{name}"},
             "upload": {"port": port("upload")},
             "rpc": {"port": port("rpc")},
             "scheduler": {"addresses": schedulers, "manager": manager_url},

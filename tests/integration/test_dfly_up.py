@@ -64,8 +64,7 @@ def test_dfly_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{dfstore}/buckets/demo/objects/dir/hello.txt") as resp:
             assert resp.read() == b"hello from s3"
         assert (Path(doc["origin"]) / "demo" / "dir" / "hello.txt").read_bytes() == b"hello from s3"
-        with urllib.request.urlopen(doc["manager"]["url"] + "/healthy") as resp:
-            assert resp.status == 200
+        _assert_manager_sees_the_cluster(doc["manager"]["url"], home)
 
         pids = [p["pid"] for p in doc["peers"]]
         proc.send_signal(signal.SIGTERM)
@@ -78,6 +77,30 @@ def test_dfly_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _assert_manager_sees_the_cluster(manager: str, home: Path) -> None:
+    """The scheduler and the seed peer registered with the manager; the root password works."""
+    password = json.loads((home / "credentials.json").read_text())["manager"]["root_password"]
+    signin = urllib.request.Request(
+        f"{manager}/api/v1/users/signin",
+        data=json.dumps({"name": "root", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(signin) as resp:
+        token = json.loads(resp.read())["token"]
+    deadline = time.monotonic() + 30
+    while True:
+        found = {}
+        for kind in ("schedulers", "seed-peers"):
+            req = urllib.request.Request(f"{manager}/api/v1/{kind}", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req) as resp:
+                found[kind] = [r["state"] for r in json.loads(resp.read())]
+        if found == {"schedulers": ["active"], "seed-peers": ["active"]} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert found == {"schedulers": ["active"], "seed-peers": ["active"]}
 
 
 def test_daemon_config_error_names_the_key(tmp_path: Path) -> None:
