@@ -270,6 +270,14 @@ def fetch_all(net: Net, hosts: list[str], addresses: dict[str, str], key: str, e
     return sorted(times)
 
 
+def wait_records(path: Path, count: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.2)
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest rank: with 8 hosts, p99 is the slowest one."""
     rank = max(1, -(-len(sorted_values) * q // 100))
@@ -398,6 +406,8 @@ def main() -> int:
         before, cpu_before, wall_before = net.tx_bytes("origin"), procs.cpu_seconds(), time.monotonic()
         times = fetch_all(net, hosts, addresses, "p2p.bin", digests["p2p.bin"], size)
         row = report("p2p", times, net.tx_bytes("origin") - before, size)
+        # Results reach the scheduler just after the last piece; the records show who served whom.
+        wait_records(work / "records.jsonl", len(hosts) + 1)
         row["server_cpu_s"] = procs.cpu_seconds() - cpu_before
         print(
             f"          servers used {row['server_cpu_s']:.1f} CPU s in {time.monotonic() - wall_before:.1f} s "

@@ -41,12 +41,17 @@ class ReportStream:
     def __init__(self, call: aio.StreamStreamCall) -> None:
         self._call = call
         self._closed = False
+        # gRPC allows one write in flight per call; several piece workers report at once.
+        self._write_lock = asyncio.Lock()
 
     async def send(self, report: PieceReport) -> None:
         if self._closed:
             return
         try:
-            await self._call.write(convert.report_to_pb(report))
+            async with self._write_lock:
+                if self._closed:
+                    return
+                await self._call.write(convert.report_to_pb(report))
         except (aio.AioRpcError, asyncio.InvalidStateError) as exc:
             self._closed = True
             raise SchedulerUnavailable(f"report stream broke: {exc}") from exc
@@ -61,9 +66,10 @@ class ReportStream:
 
     async def close(self) -> None:
         if not self._closed:
-            self._closed = True
-            with contextlib.suppress(aio.AioRpcError, asyncio.InvalidStateError):
-                await self._call.done_writing()
+            async with self._write_lock:
+                self._closed = True
+                with contextlib.suppress(aio.AioRpcError, asyncio.InvalidStateError):
+                    await self._call.done_writing()
 
     def cancel(self) -> None:
         self._closed = True

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_ATTEMPTS = 3
 BUSY_BACKOFF_S = 0.05
+FOLLOW_DRAIN_S = 2.0
 
 
 class Conductor:
@@ -58,6 +59,7 @@ class Conductor:
         self._dispatcher: Dispatcher | None = None
         self._task: TaskStore = task
         self._address: str | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     # ---- entry -------------------------------------------------------------------------------
 
@@ -102,49 +104,45 @@ class Conductor:
             dispatcher.to_source()
             await self._work(dispatcher)
             return
-        loop = asyncio.get_running_loop()
-        helpers = [
-            loop.create_task(self._follow(self._stream, dispatcher, reg)),
-            loop.create_task(self._watch(dispatcher)),
-        ]
+        # The packet reader runs until the scheduler ends the stream (after our END report): cancelling
+        # a pending read would cancel the whole call, and the reports with it.
+        self._follower = asyncio.get_running_loop().create_task(self._follow(self._stream, dispatcher, reg))
+        watch = asyncio.get_running_loop().create_task(self._watch(dispatcher))
         try:
             await self._work(dispatcher)
         finally:
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
 
     async def _watch(self, dispatcher: Dispatcher) -> None:
-        """The safety net: parents that deliver nothing for a piece timeout send this run to the origin."""
+        """Safety nets: no parents within the schedule timeout, or parents that deliver nothing for a
+        piece timeout, send this run to the origin."""
+        schedule_s = self.node.config.scheduler.schedule_timeout_s
         stall_s = self.node.config.download.piece_timeout_s
+        started = time.monotonic()
         while dispatcher.mode is not Mode.SOURCE:
-            await asyncio.sleep(min(1.0, stall_s / 4))
-            if dispatcher.mode is Mode.PEERS and time.monotonic() - dispatcher.last_progress > stall_s:
+            await asyncio.sleep(min(1.0, stall_s / 4, schedule_s / 4))
+            now = time.monotonic()
+            if dispatcher.mode is Mode.WAITING and now - started > schedule_s:
+                log.info("task_id=%s no parents within %.0fs: back-to-source", self._task.task_id, schedule_s)
+                dispatcher.to_source()
+            elif dispatcher.mode is Mode.PEERS and now - dispatcher.last_progress > stall_s:
                 log.warning("task_id=%s no piece from parents for %.0fs: back-to-source", self._task.task_id, stall_s)
                 dispatcher.to_source()
 
     # ---- following the scheduler ----------------------------------------------------------------
 
     async def _follow(self, stream: ReportStream, dispatcher: Dispatcher, reg: Registration) -> None:
-        timeout = self.node.config.scheduler.schedule_timeout_s
-        packets = stream.packets()
+        listening = True
         try:
-            while True:
-                wait = timeout if dispatcher.mode is Mode.WAITING else None
-                try:
-                    packet = await asyncio.wait_for(anext(packets), wait)
-                except TimeoutError:
-                    log.info("task_id=%s no parents within %.0fs: back-to-source", reg.task_id, timeout)
-                    dispatcher.to_source()
-                    return
-                except StopAsyncIteration:
-                    break
-                if not await self._apply(packet, dispatcher, reg):
-                    return
+            async for packet in stream.packets():
+                # After an instruction to use the origin, later packets are read but change nothing.
+                if listening:
+                    listening = await self._apply(packet, dispatcher, reg)
         except SchedulerUnavailable as exc:
             log.info("task_id=%s scheduler stream ended: %s", reg.task_id, exc.message)
         # The scheduler is gone: keep the parents we have; with none, read from the origin.
-        if dispatcher.mode is Mode.WAITING or not dispatcher.parents:
+        if not dispatcher.complete and (dispatcher.mode is Mode.WAITING or not dispatcher.parents):
             dispatcher.to_source()
 
     async def _apply(self, packet: PeerPacket, dispatcher: Dispatcher, reg: Registration) -> bool:
@@ -217,7 +215,8 @@ class Conductor:
             return
         try:
             await self._stream.send(report)
-        except SchedulerUnavailable:
+        except SchedulerUnavailable as exc:
+            log.info("task_id=%s reports to the scheduler stopped: %s", self._task.task_id, exc.message)
             # Without a scheduler no new parents come: once the current ones are gone, use the origin.
             self._stream = None
             dispatcher = self._dispatcher
@@ -324,6 +323,12 @@ class Conductor:
             return
         task = self._task
         await self._send(PieceReport(kind=ReportKind.END, task_id=task.task_id, peer_id=self.peer_id))
+        if self._stream is not None:
+            await self._stream.close()
+        if self._follower is not None:
+            # The scheduler ends its side once it has read END; give it a moment before cancelling.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._follower), FOLLOW_DRAIN_S)
         result = PeerResult(
             task_id=task.task_id,
             peer_id=self.peer_id,
@@ -339,6 +344,10 @@ class Conductor:
             await scheduler.report_result(address, result)
 
     async def _shutdown(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
         syncers = list(self._syncers.values())
         for peer_id in list(self._syncers):
             self._stop_syncer(peer_id)

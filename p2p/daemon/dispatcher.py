@@ -135,8 +135,11 @@ class Dispatcher:
         fetchable = [n for n in missing if any(n in s.pieces for s in parents)][: self._window]
         if not fetchable:
             return None
-        number = self._rng.choice(fetchable)
-        parent = next(s for s in parents if number in s.pieces)
+        # A seed's upload is the scarce link: take from it only what no other parent has yet.
+        from_peers = [n for n in fetchable if any(n in s.pieces for s in parents if not s.info.seed)]
+        number = self._rng.choice(from_peers or fetchable)
+        having = [s for s in parents if number in s.pieces]
+        parent = next((s for s in having if not s.info.seed), having[0])
         return Job(number=number, parent=parent)
 
     async def next(self) -> Job | None:

@@ -144,6 +144,7 @@ def packet_to_pb(packet: PeerPacket) -> pb.PeerPacket:
                 ip=p.ip,
                 download_port=p.download_port,
                 finished=p.finished,
+                seed=p.seed,
             )
             for p in packet.parents
         ],
@@ -164,6 +165,7 @@ def packet_from_pb(msg: pb.PeerPacket) -> PeerPacket:
                 ip=p.ip,
                 download_port=p.download_port,
                 finished=p.finished,
+                seed=p.seed,
             )
             for p in msg.parents
         ),

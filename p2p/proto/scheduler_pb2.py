@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19p2p/proto/scheduler.proto\x12\x0b\x64\x66ly.p2p.v1\"\xb3\x01\n\x04Host\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x10\n\x08rpc_port\x18\x04 \x01(\x05\x12\x15\n\rdownload_port\x18\x05 \x01(\x05\x12#\n\x04type\x18\x06 \x01(\x0e\x32\x15.dfly.p2p.v1.HostType\x12\x0b\n\x03idc\x18\x07 \x01(\t\x12\x10\n\x08location\x18\x08 \x01(\t\x12\x14\n\x0cupload_limit\x18\t \x01(\x05\"b\n\nTaskSource\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\npiece_size\x18\x05 \x01(\x03\"E\n\x05Piece\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\"\x07\n\x05\x45mpty\"6\n\x13\x41nnounceHostRequest\x12\x1f\n\x04host\x18\x01 \x01(\x0b\x32\x11.dfly.p2p.v1.Host\"#\n\x10LeaveHostRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\"\x81\x01\n\x13RegisterPeerRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x1f\n\x04host\x18\x03 \x01(\x0b\x32\x11.dfly.p2p.v1.Host\x12\'\n\x06source\x18\x04 \x01(\x0b\x32\x17.dfly.p2p.v1.TaskSource\"S\n\x14RegisterPeerResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\nsize_scope\x18\x02 \x01(\x0e\x32\x16.dfly.p2p.v1.SizeScope\"\xa3\x02\n\x0bPieceResult\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.dfly.p2p.v1.PieceResult.Kind\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\t\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12!\n\x05piece\x18\x05 \x01(\x0b\x32\x12.dfly.p2p.v1.Piece\x12\x0f\n\x07success\x18\x06 \x01(\x08\x12\x1f\n\x04\x63ode\x18\x07 \x01(\x0e\x32\x11.dfly.p2p.v1.Code\x12\x0f\n\x07\x63ost_ms\x18\x08 \x01(\x03\x12\x16\n\x0e\x66inished_count\x18\t \x01(\x05\"4\n\x04Kind\x12\x0e\n\nKIND_PIECE\x10\x00\x12\x0e\n\nKIND_BEGIN\x10\x01\x12\x0c\n\x08KIND_END\x10\x02\"c\n\nParentPeer\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\n\n\x02ip\x18\x03 \x01(\t\x12\x15\n\rdownload_port\x18\x04 \x01(\x05\x12\x10\n\x08\x66inished\x18\x05 \x01(\x08\"\xa6\x01\n\nPeerPacket\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12(\n\x07parents\x18\x03 \x03(\x0b\x32\x17.dfly.p2p.v1.ParentPeer\x12\x16\n\x0eparallel_count\x18\x04 \x01(\x05\x12\x1f\n\x04\x63ode\x18\x05 \x01(\x0e\x32\x11.dfly.p2p.v1.Code\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"\xcf\x01\n\nPeerResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x0f\n\x07success\x18\x03 \x01(\x08\x12\x16\n\x0e\x63ontent_length\x18\x04 \x01(\x03\x12\x19\n\x11total_piece_count\x18\x05 \x01(\x05\x12\x0f\n\x07\x63ost_ms\x18\x06 \x01(\x03\x12\x1f\n\x04\x63ode\x18\x07 \x01(\x0e\x32\x11.dfly.p2p.v1.Code\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x14\n\x0csource_bytes\x18\t \x01(\x03\"4\n\x10LeavePeerRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\"\"\n\x0fStatTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x94\x01\n\x08TaskStat\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x03 \x01(\x03\x12\x19\n\x11total_piece_count\x18\x04 \x01(\x05\x12\x12\n\npeer_count\x18\x05 \x01(\x05\x12!\n\x19\x62\x61\x63k_to_source_peer_count\x18\x06 \x01(\x05\",\n\x0ePreheatRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05range\x18\x02 \x01(\t\"a\n\x0fPreheatResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0cseed_host_id\x18\x04 \x01(\t\"N\n\x12TriggerTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06source\x18\x02 \x01(\x0b\x32\x17.dfly.p2p.v1.TaskSource\"&\n\x13TriggerTaskResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t*\xa8\x02\n\x04\x43ode\x12\x0b\n\x07\x43ODE_OK\x10\x00\x12\x1c\n\x17\x43ODE_PIECE_REQUEST_FAIL\x10\xa1\x1f\x12\x1d\n\x18\x43ODE_PIECE_DOWNLOAD_FAIL\x10\xa5\x1f\x12\x1a\n\x15\x43ODE_CONNECTION_ERROR\x10\xa7\x1f\x12\x1b\n\x16\x43ODE_BACK_SOURCE_ERROR\x10\xa8\x1f\x12\x19\n\x14\x43ODE_DIGEST_MISMATCH\x10\xa9\x1f\x12\x19\n\x14\x43ODE_PIECE_NOT_FOUND\x10\xb4\"\x12\x15\n\x10\x43ODE_SCHED_ERROR\x10\x88\'\x12\x1d\n\x18\x43ODE_NEED_BACK_TO_SOURCE\x10\x89\'\x12\x1b\n\x16\x43ODE_TASK_STATUS_ERROR\x10\x8e\'\x12\x14\n\x0f\x43ODE_REREGISTER\x10\x8f\'*n\n\x08HostType\x12\x14\n\x10HOST_TYPE_NORMAL\x10\x00\x12\x18\n\x14HOST_TYPE_SUPER_SEED\x10\x01\x12\x19\n\x15HOST_TYPE_STRONG_SEED\x10\x02\x12\x17\n\x13HOST_TYPE_WEAK_SEED\x10\x03*c\n\tSizeScope\x12\x15\n\x11SIZE_SCOPE_NORMAL\x10\x00\x12\x14\n\x10SIZE_SCOPE_SMALL\x10\x01\x12\x13\n\x0fSIZE_SCOPE_TINY\x10\x02\x12\x14\n\x10SIZE_SCOPE_EMPTY\x10\x03\x32\xb5\x04\n\tScheduler\x12\x44\n\x0c\x41nnounceHost\x12 .dfly.p2p.v1.AnnounceHostRequest\x1a\x12.dfly.p2p.v1.Empty\x12>\n\tLeaveHost\x12\x1d.dfly.p2p.v1.LeaveHostRequest\x1a\x12.dfly.p2p.v1.Empty\x12S\n\x0cRegisterPeer\x12 .dfly.p2p.v1.RegisterPeerRequest\x1a!.dfly.p2p.v1.RegisterPeerResponse\x12\x45\n\x0cReportPieces\x12\x18.dfly.p2p.v1.PieceResult\x1a\x17.dfly.p2p.v1.PeerPacket(\x01\x30\x01\x12?\n\x10ReportPeerResult\x12\x17.dfly.p2p.v1.PeerResult\x1a\x12.dfly.p2p.v1.Empty\x12>\n\tLeavePeer\x12\x1d.dfly.p2p.v1.LeavePeerRequest\x1a\x12.dfly.p2p.v1.Empty\x12?\n\x08StatTask\x12\x1c.dfly.p2p.v1.StatTaskRequest\x1a\x15.dfly.p2p.v1.TaskStat\x12\x44\n\x07Preheat\x12\x1b.dfly.p2p.v1.PreheatRequest\x1a\x1c.dfly.p2p.v1.PreheatResponse2\xa4\x01\n\x06\x44\x61\x65mon\x12P\n\x0bTriggerTask\x12\x1f.dfly.p2p.v1.TriggerTaskRequest\x1a .dfly.p2p.v1.TriggerTaskResponse\x12H\n\x0bPreheatTask\x12\x1b.dfly.p2p.v1.PreheatRequest\x1a\x1c.dfly.p2p.v1.PreheatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19p2p/proto/scheduler.proto\x12\x0b\x64\x66ly.p2p.v1\"\xb3\x01\n\x04Host\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x10\n\x08rpc_port\x18\x04 \x01(\x05\x12\x15\n\rdownload_port\x18\x05 \x01(\x05\x12#\n\x04type\x18\x06 \x01(\x0e\x32\x15.dfly.p2p.v1.HostType\x12\x0b\n\x03idc\x18\x07 \x01(\t\x12\x10\n\x08location\x18\x08 \x01(\t\x12\x14\n\x0cupload_limit\x18\t \x01(\x05\"b\n\nTaskSource\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x12\n\npiece_size\x18\x05 \x01(\x03\"E\n\x05Piece\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\"\x07\n\x05\x45mpty\"6\n\x13\x41nnounceHostRequest\x12\x1f\n\x04host\x18\x01 \x01(\x0b\x32\x11.dfly.p2p.v1.Host\"#\n\x10LeaveHostRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\"\x81\x01\n\x13RegisterPeerRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x1f\n\x04host\x18\x03 \x01(\x0b\x32\x11.dfly.p2p.v1.Host\x12\'\n\x06source\x18\x04 \x01(\x0b\x32\x17.dfly.p2p.v1.TaskSource\"S\n\x14RegisterPeerResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\nsize_scope\x18\x02 \x01(\x0e\x32\x16.dfly.p2p.v1.SizeScope\"\xa3\x02\n\x0bPieceResult\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.dfly.p2p.v1.PieceResult.Kind\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07peer_id\x18\x03 \x01(\t\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12!\n\x05piece\x18\x05 \x01(\x0b\x32\x12.dfly.p2p.v1.Piece\x12\x0f\n\x07success\x18\x06 \x01(\x08\x12\x1f\n\x04\x63ode\x18\x07 \x01(\x0e\x32\x11.dfly.p2p.v1.Code\x12\x0f\n\x07\x63ost_ms\x18\x08 \x01(\x03\x12\x16\n\x0e\x66inished_count\x18\t \x01(\x05\"4\n\x04Kind\x12\x0e\n\nKIND_PIECE\x10\x00\x12\x0e\n\nKIND_BEGIN\x10\x01\x12\x0c\n\x08KIND_END\x10\x02\"q\n\nParentPeer\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\n\n\x02ip\x18\x03 \x01(\t\x12\x15\n\rdownload_port\x18\x04 \x01(\x05\x12\x10\n\x08\x66inished\x18\x05 \x01(\x08\x12\x0c\n\x04seed\x18\x06 \x01(\x08\"\xa6\x01\n\nPeerPacket\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12(\n\x07parents\x18\x03 \x03(\x0b\x32\x17.dfly.p2p.v1.ParentPeer\x12\x16\n\x0eparallel_count\x18\x04 \x01(\x05\x12\x1f\n\x04\x63ode\x18\x05 \x01(\x0e\x32\x11.dfly.p2p.v1.Code\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"\xcf\x01\n\nPeerResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x0f\n\x07success\x18\x03 \x01(\x08\x12\x16\n\x0e\x63ontent_length\x18\x04 \x01(\x03\x12\x19\n\x11total_piece_count\x18\x05 \x01(\x05\x12\x0f\n\x07\x63ost_ms\x18\x06 \x01(\x03\x12\x1f\n\x04\x63ode\x18\x07 \x01(\x0e\x32\x11.dfly.p2p.v1.Code\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x14\n\x0csource_bytes\x18\t \x01(\x03\"4\n\x10LeavePeerRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\"\"\n\x0fStatTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x94\x01\n\x08TaskStat\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x03 \x01(\x03\x12\x19\n\x11total_piece_count\x18\x04 \x01(\x05\x12\x12\n\npeer_count\x18\x05 \x01(\x05\x12!\n\x19\x62\x61\x63k_to_source_peer_count\x18\x06 \x01(\x05\",\n\x0ePreheatRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\r\n\x05range\x18\x02 \x01(\t\"a\n\x0fPreheatResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0cseed_host_id\x18\x04 \x01(\t\"N\n\x12TriggerTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06source\x18\x02 \x01(\x0b\x32\x17.dfly.p2p.v1.TaskSource\"&\n\x13TriggerTaskResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\t*\xa8\x02\n\x04\x43ode\x12\x0b\n\x07\x43ODE_OK\x10\x00\x12\x1c\n\x17\x43ODE_PIECE_REQUEST_FAIL\x10\xa1\x1f\x12\x1d\n\x18\x43ODE_PIECE_DOWNLOAD_FAIL\x10\xa5\x1f\x12\x1a\n\x15\x43ODE_CONNECTION_ERROR\x10\xa7\x1f\x12\x1b\n\x16\x43ODE_BACK_SOURCE_ERROR\x10\xa8\x1f\x12\x19\n\x14\x43ODE_DIGEST_MISMATCH\x10\xa9\x1f\x12\x19\n\x14\x43ODE_PIECE_NOT_FOUND\x10\xb4\"\x12\x15\n\x10\x43ODE_SCHED_ERROR\x10\x88\'\x12\x1d\n\x18\x43ODE_NEED_BACK_TO_SOURCE\x10\x89\'\x12\x1b\n\x16\x43ODE_TASK_STATUS_ERROR\x10\x8e\'\x12\x14\n\x0f\x43ODE_REREGISTER\x10\x8f\'*n\n\x08HostType\x12\x14\n\x10HOST_TYPE_NORMAL\x10\x00\x12\x18\n\x14HOST_TYPE_SUPER_SEED\x10\x01\x12\x19\n\x15HOST_TYPE_STRONG_SEED\x10\x02\x12\x17\n\x13HOST_TYPE_WEAK_SEED\x10\x03*c\n\tSizeScope\x12\x15\n\x11SIZE_SCOPE_NORMAL\x10\x00\x12\x14\n\x10SIZE_SCOPE_SMALL\x10\x01\x12\x13\n\x0fSIZE_SCOPE_TINY\x10\x02\x12\x14\n\x10SIZE_SCOPE_EMPTY\x10\x03\x32\xb5\x04\n\tScheduler\x12\x44\n\x0c\x41nnounceHost\x12 .dfly.p2p.v1.AnnounceHostRequest\x1a\x12.dfly.p2p.v1.Empty\x12>\n\tLeaveHost\x12\x1d.dfly.p2p.v1.LeaveHostRequest\x1a\x12.dfly.p2p.v1.Empty\x12S\n\x0cRegisterPeer\x12 .dfly.p2p.v1.RegisterPeerRequest\x1a!.dfly.p2p.v1.RegisterPeerResponse\x12\x45\n\x0cReportPieces\x12\x18.dfly.p2p.v1.PieceResult\x1a\x17.dfly.p2p.v1.PeerPacket(\x01\x30\x01\x12?\n\x10ReportPeerResult\x12\x17.dfly.p2p.v1.PeerResult\x1a\x12.dfly.p2p.v1.Empty\x12>\n\tLeavePeer\x12\x1d.dfly.p2p.v1.LeavePeerRequest\x1a\x12.dfly.p2p.v1.Empty\x12?\n\x08StatTask\x12\x1c.dfly.p2p.v1.StatTaskRequest\x1a\x15.dfly.p2p.v1.TaskStat\x12\x44\n\x07Preheat\x12\x1b.dfly.p2p.v1.PreheatRequest\x1a\x1c.dfly.p2p.v1.PreheatResponse2\xa4\x01\n\x06\x44\x61\x65mon\x12P\n\x0bTriggerTask\x12\x1f.dfly.p2p.v1.TriggerTaskRequest\x1a .dfly.p2p.v1.TriggerTaskResponse\x12H\n\x0bPreheatTask\x12\x1b.dfly.p2p.v1.PreheatRequest\x1a\x1c.dfly.p2p.v1.PreheatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'p2p.proto.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CODE']._serialized_start=1995
-  _globals['_CODE']._serialized_end=2291
-  _globals['_HOSTTYPE']._serialized_start=2293
-  _globals['_HOSTTYPE']._serialized_end=2403
-  _globals['_SIZESCOPE']._serialized_start=2405
-  _globals['_SIZESCOPE']._serialized_end=2504
+  _globals['_CODE']._serialized_start=2009
+  _globals['_CODE']._serialized_end=2305
+  _globals['_HOSTTYPE']._serialized_start=2307
+  _globals['_HOSTTYPE']._serialized_end=2417
+  _globals['_SIZESCOPE']._serialized_start=2419
+  _globals['_SIZESCOPE']._serialized_end=2518
   _globals['_HOST']._serialized_start=43
   _globals['_HOST']._serialized_end=222
   _globals['_TASKSOURCE']._serialized_start=224
@@ -58,27 +58,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIECERESULT_KIND']._serialized_start=954
   _globals['_PIECERESULT_KIND']._serialized_end=1006
   _globals['_PARENTPEER']._serialized_start=1008
-  _globals['_PARENTPEER']._serialized_end=1107
-  _globals['_PEERPACKET']._serialized_start=1110
-  _globals['_PEERPACKET']._serialized_end=1276
-  _globals['_PEERRESULT']._serialized_start=1279
-  _globals['_PEERRESULT']._serialized_end=1486
-  _globals['_LEAVEPEERREQUEST']._serialized_start=1488
-  _globals['_LEAVEPEERREQUEST']._serialized_end=1540
-  _globals['_STATTASKREQUEST']._serialized_start=1542
-  _globals['_STATTASKREQUEST']._serialized_end=1576
-  _globals['_TASKSTAT']._serialized_start=1579
-  _globals['_TASKSTAT']._serialized_end=1727
-  _globals['_PREHEATREQUEST']._serialized_start=1729
-  _globals['_PREHEATREQUEST']._serialized_end=1773
-  _globals['_PREHEATRESPONSE']._serialized_start=1775
-  _globals['_PREHEATRESPONSE']._serialized_end=1872
-  _globals['_TRIGGERTASKREQUEST']._serialized_start=1874
-  _globals['_TRIGGERTASKREQUEST']._serialized_end=1952
-  _globals['_TRIGGERTASKRESPONSE']._serialized_start=1954
-  _globals['_TRIGGERTASKRESPONSE']._serialized_end=1992
-  _globals['_SCHEDULER']._serialized_start=2507
-  _globals['_SCHEDULER']._serialized_end=3072
-  _globals['_DAEMON']._serialized_start=3075
-  _globals['_DAEMON']._serialized_end=3239
+  _globals['_PARENTPEER']._serialized_end=1121
+  _globals['_PEERPACKET']._serialized_start=1124
+  _globals['_PEERPACKET']._serialized_end=1290
+  _globals['_PEERRESULT']._serialized_start=1293
+  _globals['_PEERRESULT']._serialized_end=1500
+  _globals['_LEAVEPEERREQUEST']._serialized_start=1502
+  _globals['_LEAVEPEERREQUEST']._serialized_end=1554
+  _globals['_STATTASKREQUEST']._serialized_start=1556
+  _globals['_STATTASKREQUEST']._serialized_end=1590
+  _globals['_TASKSTAT']._serialized_start=1593
+  _globals['_TASKSTAT']._serialized_end=1741
+  _globals['_PREHEATREQUEST']._serialized_start=1743
+  _globals['_PREHEATREQUEST']._serialized_end=1787
+  _globals['_PREHEATRESPONSE']._serialized_start=1789
+  _globals['_PREHEATRESPONSE']._serialized_end=1886
+  _globals['_TRIGGERTASKREQUEST']._serialized_start=1888
+  _globals['_TRIGGERTASKREQUEST']._serialized_end=1966
+  _globals['_TRIGGERTASKRESPONSE']._serialized_start=1968
+  _globals['_TRIGGERTASKRESPONSE']._serialized_end=2006
+  _globals['_SCHEDULER']._serialized_start=2521
+  _globals['_SCHEDULER']._serialized_end=3086
+  _globals['_DAEMON']._serialized_start=3089
+  _globals['_DAEMON']._serialized_end=3253
 # @@protoc_insertion_point(module_scope)

@@ -169,18 +169,20 @@ class PieceResult(_message.Message):
     def __init__(self, kind: _Optional[_Union[PieceResult.Kind, str]] = ..., task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., piece: _Optional[_Union[Piece, _Mapping]] = ..., success: _Optional[bool] = ..., code: _Optional[_Union[Code, str]] = ..., cost_ms: _Optional[int] = ..., finished_count: _Optional[int] = ...) -> None: ...
 
 class ParentPeer(_message.Message):
-    __slots__ = ("peer_id", "host_id", "ip", "download_port", "finished")
+    __slots__ = ("peer_id", "host_id", "ip", "download_port", "finished", "seed")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     DOWNLOAD_PORT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     host_id: str
     ip: str
     download_port: int
     finished: bool
-    def __init__(self, peer_id: _Optional[str] = ..., host_id: _Optional[str] = ..., ip: _Optional[str] = ..., download_port: _Optional[int] = ..., finished: _Optional[bool] = ...) -> None: ...
+    seed: bool
+    def __init__(self, peer_id: _Optional[str] = ..., host_id: _Optional[str] = ..., ip: _Optional[str] = ..., download_port: _Optional[int] = ..., finished: _Optional[bool] = ..., seed: _Optional[bool] = ...) -> None: ...
 
 class PeerPacket(_message.Message):
     __slots__ = ("task_id", "peer_id", "parents", "parallel_count", "code", "description")

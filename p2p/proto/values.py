@@ -77,6 +77,7 @@ class ParentInfo:
     ip: str
     download_port: int
     finished: bool = False
+    seed: bool = False
 
     @property
     def address(self) -> str:

@@ -196,7 +196,7 @@ class SchedulerService:
 
     def _piece_succeeded(self, peer: Peer, report: PieceReport, now: float) -> None:
         if report.piece is not None:
-            peer.add_piece(report.piece.number, float(report.cost_ms), now)
+            peer.add_piece(report.piece.number, float(report.cost_ms), now, report.parent_id or "")
         parent = self.res.peers.get(report.parent_id) if report.parent_id else None
         if parent is not None:
             parent.updated_at = now
@@ -298,6 +298,7 @@ class SchedulerService:
                 ip=p.host.info.ip,
                 download_port=p.host.info.download_port,
                 finished=p.state is PeerState.SUCCEEDED,
+                seed=p.host.is_seed,
             )
             for p in ranked
         )
@@ -356,6 +357,7 @@ class SchedulerService:
                     "source_bytes": result.source_bytes,
                     "code": int(result.code),
                     "blocked_parents": sorted(peer.block_parents),
+                    "pieces_from": dict(peer.pieces_from),
                     "finished_at": time.time(),
                 }
             )

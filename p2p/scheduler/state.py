@@ -57,6 +57,7 @@ class Peer:
         )
         self.finished_pieces: set[int] = set()
         self.piece_costs_ms: list[float] = []
+        self.pieces_from: dict[str, int] = {}  # parent peer id ("" = the origin) -> pieces, for records
         self.block_parents: set[PeerID] = set()
         self.need_back_to_source = False
         self.parents: set[Peer] = set()
@@ -92,10 +93,11 @@ class Peer:
             task.back_to_source_peers.discard(self.id)
             task.delete_in_edges(self)
 
-    def add_piece(self, number: int, cost_ms: float, now: float) -> None:
+    def add_piece(self, number: int, cost_ms: float, now: float, parent_id: str = "") -> None:
         if number not in self.finished_pieces:
             self.finished_pieces.add(number)
             self.piece_costs_ms.append(cost_ms)
+            self.pieces_from[parent_id] = self.pieces_from.get(parent_id, 0) + 1
         self.piece_updated_at = now
         self.updated_at = now
 

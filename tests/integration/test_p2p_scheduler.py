@@ -69,9 +69,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[str]:
-    proc, address = start_scheduler(
-        tmp_path, records={"path": str(tmp_path / "records.jsonl"), "buffer_size": 0}
-    )
+    proc, address = start_scheduler(tmp_path, records={"path": str(tmp_path / "records.jsonl"), "buffer_size": 0})
     yield address
     stop(proc)
     assert proc.returncode == 0
@@ -105,9 +103,7 @@ async def test_register_and_schedule_over_grpc(scheduler: str, tmp_path: Path) -
     with pytest.raises(TaskNotFound):
         await client.stat_task(TaskID("nope"))
 
-    await client.report_result(
-        address, PeerResult(task_id=reg_a.task_id, peer_id=reg_a.peer_id, success=True)
-    )
+    await client.report_result(address, PeerResult(task_id=reg_a.task_id, peer_id=reg_a.peer_id, success=True))
     assert (await client.stat_task(reg_a.task_id)).state == "Succeeded"
     records = (tmp_path / "records.jsonl").read_text().splitlines()
     assert json.loads(records[0])["peer_id"] == reg_a.peer_id
@@ -144,3 +140,57 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
         env=os.environ.copy(),
     )
     assert proc.returncode == 2 and b"server.port" in proc.stderr
+
+
+async def test_piece_reports_keep_flowing_after_the_packet_reader_stops(scheduler: str, tmp_path: Path) -> None:
+    """A peer sent to the origin stops reading packets but keeps reporting pieces on the same stream."""
+    from p2p.types import PieceInfo
+
+    client = SchedulerClient([scheduler])
+    await client.check_health()
+    reg = registration("a")
+    address, _ = await client.register(reg)
+    stream = client.open_reports(address)
+    await stream.send(PieceReport(kind=ReportKind.BEGIN, task_id=reg.task_id, peer_id=reg.peer_id))
+
+    async def first_packet() -> Code:
+        packets = stream.packets()
+        return (await anext(packets)).code
+
+    assert await asyncio.wait_for(first_packet(), 5) is Code.NEED_BACK_TO_SOURCE
+    for n in range(10):
+        piece = PieceInfo(number=n, offset=n * 4, size=4, digest="d")
+        await stream.send(PieceReport(kind=ReportKind.PIECE, task_id=reg.task_id, peer_id=reg.peer_id, piece=piece))
+        await asyncio.sleep(0.01)
+    await stream.send(PieceReport(kind=ReportKind.END, task_id=reg.task_id, peer_id=reg.peer_id))
+    await client.report_result(address, PeerResult(task_id=reg.task_id, peer_id=reg.peer_id, success=True))
+    [record] = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert record["pieces_from"] == {"": 10}
+    await stream.close()
+    stream.cancel()
+    await client.aclose()
+
+
+async def test_concurrent_reports_on_one_stream(scheduler: str, tmp_path: Path) -> None:
+    """Several piece workers report at once; gRPC allows one write in flight, so the stream serializes."""
+    from p2p.types import PieceInfo
+
+    client = SchedulerClient([scheduler])
+    await client.check_health()
+    reg = registration("a")
+    address, _ = await client.register(reg)
+    stream = client.open_reports(address)
+    await stream.send(PieceReport(kind=ReportKind.BEGIN, task_id=reg.task_id, peer_id=reg.peer_id))
+
+    async def report(n: int) -> None:
+        piece = PieceInfo(number=n, offset=n * 4, size=4, digest="d")
+        await stream.send(PieceReport(kind=ReportKind.PIECE, task_id=reg.task_id, peer_id=reg.peer_id, piece=piece))
+
+    await asyncio.gather(*(report(n) for n in range(300)))
+    await stream.send(PieceReport(kind=ReportKind.END, task_id=reg.task_id, peer_id=reg.peer_id))
+    await stream.close()
+    await client.report_result(address, PeerResult(task_id=reg.task_id, peer_id=reg.peer_id, success=True))
+    [record] = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert record["pieces_from"] == {"": 300}
+    stream.cancel()
+    await client.aclose()

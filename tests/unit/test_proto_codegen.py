@@ -49,9 +49,7 @@ HOST = HostInfo(
     location="cn|sh",
     upload_limit=300,
 )
-SPEC = TaskSpec(
-    url="dfs://b/k", stat=SourceStat(size=10, version="v1", content_type="text/plain"), piece_size=4
-)
+SPEC = TaskSpec(url="dfs://b/k", stat=SourceStat(size=10, version="v1", content_type="text/plain"), piece_size=4)
 
 
 def test_round_trips() -> None:
@@ -78,7 +76,7 @@ def test_round_trips() -> None:
         peer_id=PeerID("p"),
         parents=(
             ParentInfo(
-                peer_id=PeerID("q"), host_id=HostID("h"), ip="1.2.3.4", download_port=5, finished=True
+                peer_id=PeerID("q"), host_id=HostID("h"), ip="1.2.3.4", download_port=5, finished=True, seed=True
             ),
         ),
         parallel_count=3,
