@@ -20,6 +20,7 @@ from aiohttp import web
 
 from dfly.config import NodeConfig
 from dfstore.core.backend import build_backend
+from dfstore.core.replicate import HTTPReplicator
 from dfstore.core.service import ObjectService
 from dfstore.core.source import BackendSource
 from dfstore.core.writeback import WriteBackQueue
@@ -113,7 +114,12 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
         )
         stack.push_async_callback(tasks.close)
 
-        service = ObjectService(backend, tasks, spool_dir=home / "spool", writeback=writeback)
+        own_dfstore_url = ""  # set once the dfstore API is bound; replicas never go to ourselves
+        replicator = HTTPReplicator(lambda: config.dfstore.replica_peers, own_url=lambda: own_dfstore_url)
+        stack.push_async_callback(replicator.close)
+        service = ObjectService(
+            backend, tasks, spool_dir=home / "spool", writeback=writeback, replicator=replicator
+        )
         stack.push_async_callback(service.close)
 
         host = config.daemon.upload.listen
@@ -143,7 +149,7 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
                 fallback=config.port_fallback,
                 **DFSTORE_RUNNER_KWARGS,
             )
-            dfstore_url = f"http://{_url_host(config.dfstore.listen)}:{port}"
+            dfstore_url = own_dfstore_url = f"http://{_url_host(config.dfstore.listen)}:{port}"
         s3_url = ""
         gw = config.gateway
         if gw.enable and not gw.access_key:

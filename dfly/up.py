@@ -108,7 +108,7 @@ def scheduler_config(home: Path, manager_url: str) -> dict[str, Any]:
 
 def node_config(
     name: str, home: Path, origin: dict[str, Any], *, seed: bool, schedulers: list[str], manager_url: str,
-    default_ports: bool,
+    default_ports: bool, seeds: list[str],
 ) -> dict[str, Any]:
     """Only the first peer asks for the default ports; the seed and later peers take free ones."""
 
@@ -127,7 +127,7 @@ def node_config(
             "rpc": {"port": port("rpc")},
             "scheduler": {"addresses": schedulers, "manager": manager_url},
         },
-        "dfstore": {"port": port("dfstore"), "origin": origin},
+        "dfstore": {"port": port("dfstore"), "origin": origin, "replica_peers": seeds},
         "gateway": {"enable": not seed, "port": port("s3")},
     }
 
@@ -218,8 +218,9 @@ def run_up(options: UpOptions) -> int:
         names = [("seed-0", True)] + [(f"peer-{i}", False) for i in range(options.peers)]
         daemons: list[Child] = []
         for name, seed in names:
+            seeds = [d.ready["dfstore"] for d in daemons if d.ready["seed"]]
             cfg = node_config(name, home, origin, seed=seed, schedulers=schedulers, manager_url=manager_url,
-                              default_ports=name == "peer-0")
+                              default_ports=name == "peer-0", seeds=seeds)
             child = _spawn_in(home, name, ["dfly", "daemon", "--config", str(write_config(home, name, cfg))],
                               env=gateway_env)
             children.append(child)

@@ -40,5 +40,7 @@ class DfstoreConfig(Section):
     port: int = Field(default=65004, ge=0, le=65535)
     filter: str = "Expires&Signature&ns"  # default task-id filter (Dragonfly's)
     max_replicas: int = Field(default=3, ge=0, le=100)
+    # dfstore URLs of the seed peers that take Ephemeral copies of PUTs (`maxReplicas`); empty = none
+    replica_peers: list[str] = Field(default_factory=list)
     origin: OriginSection = OriginSection()
     writeback: WriteBackSection = WriteBackSection()
