@@ -302,7 +302,12 @@ def main() -> int:
     parser.add_argument("--link-mbps", type=float, default=50.0, help="L, MB/s (10^6 bytes)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--source-concurrency", type=int, default=4, help="origin reads in flight per download")
-    parser.add_argument("--seed-children", type=int, default=300, help="scheduler's seed_upload_limit")
+    parser.add_argument(
+        "--seed-children",
+        type=int,
+        default=2,
+        help="the scheduler's seed_upload_limit: children the seed serves at once (about L/B; Dragonfly: 300)",
+    )
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy logs and records here")
     args = parser.parse_args()
     if os.geteuid() != 0:
