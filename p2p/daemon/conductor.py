@@ -92,7 +92,7 @@ class Conductor:
     async def _run_p2p(self, task: TaskStore, dispatcher: Dispatcher) -> None:
         scheduler = self.node.scheduler
         assert scheduler is not None
-        spec = TaskSpec(url=self.url, stat=self.stat, piece_size=task.piece_size)
+        spec = TaskSpec(url=self.url, stat=self.stat, piece_size=task.piece_size, byte_range=task.byte_range)
         reg = Registration(task_id=task.task_id, peer_id=self.peer_id, host=self.node.host_info, spec=spec)
         try:
             address, _scope = await scheduler.register(reg)

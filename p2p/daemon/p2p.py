@@ -58,7 +58,8 @@ class _DaemonServicer(pb_grpc.DaemonServicer):
         # Starting the download is enough: it belongs to the TaskManager, and the conductor registers
         # this seed with the scheduler, which sends it to the origin.
         _task_id, spec = convert.trigger_from_pb(request)
-        reader = await self._tasks.open(spec.url, stat=spec.stat)
+        # Same url, version and range as the peers' task, so the seed's task has the same id.
+        reader = await self._tasks.open(spec.url, stat=spec.stat, byte_range=spec.byte_range)
         await reader.aclose()
         return pb.TriggerTaskResponse()
 

@@ -19,7 +19,7 @@ from p2p.proto.values import (
     TaskSpec,
     TaskStat,
 )
-from p2p.types import HostID, PeerID, PieceInfo, SourceStat, TaskID
+from p2p.types import ByteRange, HostID, PeerID, PieceInfo, SourceStat, TaskID
 
 
 def _code(value: int) -> Code:
@@ -64,12 +64,16 @@ def spec_to_pb(spec: TaskSpec) -> pb.TaskSource:
         version=spec.stat.version,
         content_type=spec.stat.content_type,
         piece_size=spec.piece_size,
+        ranged=spec.byte_range is not None,
+        range_start=spec.byte_range.start if spec.byte_range is not None else 0,
+        range_length=spec.byte_range.length if spec.byte_range is not None else 0,
     )
 
 
 def spec_from_pb(msg: pb.TaskSource) -> TaskSpec:
     stat = SourceStat(size=msg.size, version=msg.version, content_type=msg.content_type)
-    return TaskSpec(url=msg.url, stat=stat, piece_size=msg.piece_size)
+    byte_range = ByteRange(start=msg.range_start, length=msg.range_length) if msg.ranged else None
+    return TaskSpec(url=msg.url, stat=stat, piece_size=msg.piece_size, byte_range=byte_range)
 
 
 def piece_to_pb(piece: PieceInfo) -> pb.Piece:

@@ -77,18 +77,24 @@ class Host(_message.Message):
     def __init__(self, id: _Optional[str] = ..., ip: _Optional[str] = ..., hostname: _Optional[str] = ..., rpc_port: _Optional[int] = ..., download_port: _Optional[int] = ..., type: _Optional[_Union[HostType, str]] = ..., idc: _Optional[str] = ..., location: _Optional[str] = ..., upload_limit: _Optional[int] = ...) -> None: ...
 
 class TaskSource(_message.Message):
-    __slots__ = ("url", "size", "version", "content_type", "piece_size")
+    __slots__ = ("url", "size", "version", "content_type", "piece_size", "ranged", "range_start", "range_length")
     URL_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RANGED_FIELD_NUMBER: _ClassVar[int]
+    RANGE_START_FIELD_NUMBER: _ClassVar[int]
+    RANGE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     url: str
     size: int
     version: str
     content_type: str
     piece_size: int
-    def __init__(self, url: _Optional[str] = ..., size: _Optional[int] = ..., version: _Optional[str] = ..., content_type: _Optional[str] = ..., piece_size: _Optional[int] = ...) -> None: ...
+    ranged: bool
+    range_start: int
+    range_length: int
+    def __init__(self, url: _Optional[str] = ..., size: _Optional[int] = ..., version: _Optional[str] = ..., content_type: _Optional[str] = ..., piece_size: _Optional[int] = ..., ranged: _Optional[bool] = ..., range_start: _Optional[int] = ..., range_length: _Optional[int] = ...) -> None: ...
 
 class Piece(_message.Message):
     __slots__ = ("number", "offset", "size", "digest")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from p2p.types import HostID, PeerID, PieceInfo, SourceStat, TaskID
+from p2p.types import ByteRange, HostID, PeerID, PieceInfo, SourceStat, TaskID
 
 
 class Code(enum.IntEnum):
@@ -68,6 +68,11 @@ class TaskSpec:
     url: str
     stat: SourceStat
     piece_size: int
+    byte_range: ByteRange | None = None  # a ranged task copies only this span of the object
+
+    @property
+    def content_length(self) -> int:
+        return self.byte_range.length if self.byte_range is not None else self.stat.size
 
 
 @dataclass(frozen=True)

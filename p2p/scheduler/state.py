@@ -113,8 +113,8 @@ class Task:
         self.back_to_source_peers: set[PeerID] = set()
         self.peer_failed_count = 0
         self.peers: dict[PeerID, Peer] = {}
-        self.content_length = spec.stat.size
-        self.total_piece_count = -(-spec.stat.size // spec.piece_size) if spec.piece_size > 0 else 0
+        self.content_length = spec.content_length
+        self.total_piece_count = -(-spec.content_length // spec.piece_size) if spec.piece_size > 0 else 0
         self.updated_at = now
         self.seed_triggered_at: float | None = None
         self.seed_failed_at: float | None = None

@@ -276,3 +276,27 @@ async def test_daemons_serve_without_schedulers_and_rejoin(cluster: Cluster) -> 
     await asyncio.to_thread(scheduler.stop)
     await asyncio.sleep(1.5)
     assert await get_all([object_url(b, bucket3)]) == [(200, size, expected3)]
+
+
+@pytest.mark.slow
+async def test_ranged_reads_go_p2p_through_the_seed(cluster: Cluster) -> None:
+    """A ranged GET of an uncached object is its own task; the seed fetches that same range."""
+    size = 16 * MiB
+    bucket, _ = await asyncio.to_thread(put_object, cluster, size)
+    data = (cluster.rclone.root / bucket / "obj.bin").read_bytes()
+    await asyncio.to_thread(cluster.scheduler)
+    await asyncio.to_thread(cluster.daemon, "seed", seed=True)
+    a, b = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(2)]
+    await asyncio.sleep(1.0)
+    start, end = 3 * MiB + 5, 11 * MiB  # inclusive end: 8 MiB - 4 bytes
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for peer in (a, b):
+            async with session.get(object_url(peer, bucket), headers={"Range": f"bytes={start}-{end}"}) as resp:
+                assert resp.status in (200, 206)  # the dfstore wire answers a range with 200
+                assert await resp.read() == data[start : end + 1]
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 3)
+    done = records(cluster.workdir)
+    assert {r["task_id"] for r in done} == {done[0]["task_id"]}  # one ranged task, seed included
+    assert [r["source_bytes"] for r in done if r["peer_id"].endswith("_Seed")] == [end + 1 - start]
+    assert all(r["source_bytes"] == 0 for r in done if not r["peer_id"].endswith("_Seed"))

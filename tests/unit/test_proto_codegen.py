@@ -20,7 +20,7 @@ from p2p.proto.values import (
     TaskSpec,
     TaskStat,
 )
-from p2p.types import HostID, PeerID, PieceInfo, SourceStat, TaskID
+from p2p.types import ByteRange, HostID, PeerID, PieceInfo, SourceStat, TaskID
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ["scheduler_pb2.py", "scheduler_pb2.pyi", "scheduler_pb2_grpc.py"]
@@ -104,6 +104,15 @@ def test_round_trips() -> None:
     )
     assert convert.task_stat_from_pb(convert.task_stat_to_pb(stat)) == stat
     assert convert.trigger_from_pb(convert.trigger_to_pb(TaskID("t"), SPEC)) == (TaskID("t"), SPEC)
+
+
+def test_ranged_spec_round_trip() -> None:
+    ranged = TaskSpec(
+        url="dfs://b/k", stat=SourceStat(size=100, version="v"), piece_size=4, byte_range=ByteRange(10, 20)
+    )
+    back = convert.spec_from_pb(convert.spec_to_pb(ranged))
+    assert back == ranged and back.content_length == 20
+    assert convert.spec_from_pb(convert.spec_to_pb(SPEC)).byte_range is None
 
 
 def test_unknown_code_maps_to_sched_error() -> None:

@@ -263,3 +263,14 @@ async def test_unreachable_parent_is_failed_and_frees_the_origin_budget() -> Non
     codes = sorted([(await h.packet(b)).code, (await h.packet(c)).code])
     assert codes == [Code.OK, Code.NEED_BACK_TO_SOURCE]  # one of them takes over the origin read
     await h.svc.aclose()
+
+
+async def test_ranged_task_is_sized_by_its_range() -> None:
+    from p2p.types import ByteRange
+
+    svc = SchedulerService(config())
+    spec = TaskSpec(url="dfs://b/k", stat=SourceStat(size=1000, version="v"), piece_size=4, byte_range=ByteRange(8, 10))
+    reg = Registration(task_id=TaskID("r"), peer_id=PeerID("p"), host=host("a"), spec=spec)
+    svc.register_peer(reg)
+    task = svc.res.tasks[TaskID("r")]
+    assert (task.content_length, task.total_piece_count) == (10, 3)
