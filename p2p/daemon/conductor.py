@@ -327,8 +327,10 @@ class Conductor:
             await self._stream.close()
         if self._follower is not None:
             # The scheduler ends its side once it has read END; give it a moment before cancelling.
+            drain_started = time.monotonic()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._follower), FOLLOW_DRAIN_S)
+            log.debug("task_id=%s report stream drained in %.3fs", task.task_id, time.monotonic() - drain_started)
         result = PeerResult(
             task_id=task.task_id,
             peer_id=self.peer_id,
