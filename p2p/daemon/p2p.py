@@ -39,9 +39,9 @@ from p2p.daemon.taskstore import TaskStore
 from p2p.proto import convert
 from p2p.proto import scheduler_pb2 as pb
 from p2p.proto import scheduler_pb2_grpc as pb_grpc
-from p2p.proto.values import HostInfo, HostType
+from p2p.proto.values import HostInfo, HostType, PeerResult, Registration, TaskSpec
 from p2p.source import SourceRouter
-from p2p.types import HostID, PeerID, SourceStat
+from p2p.types import HostID, PeerID, SourceStat, TaskID
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ DAEMON_SERVICE = "dfly.p2p.v1.Daemon"
 
 
 class _DaemonServicer(pb_grpc.DaemonServicer):
-    def __init__(self, tasks: TaskManager) -> None:
+    def __init__(self, tasks: TaskManager, node: P2PNode) -> None:
         self._tasks = tasks
+        self._node = node
 
     async def TriggerTask(  # noqa: N802 (name fixed by the generated base class)
         self, request: pb.TriggerTaskRequest, context: aio.ServicerContext
@@ -60,7 +61,13 @@ class _DaemonServicer(pb_grpc.DaemonServicer):
         _task_id, spec = convert.trigger_from_pb(request)
         # Same url, version and range as the peers' task, so the seed's task has the same id.
         reader = await self._tasks.open(spec.url, stat=spec.stat, byte_range=spec.byte_range)
-        await reader.aclose()
+        async with reader:
+            done = reader.task.done and reader.task.task_id == _task_id
+        if done:
+            # Already here (an earlier download, a replica push): no download run will register it,
+            # so tell the scheduler this seed has the whole task.
+            peer = await self._node.announce_complete(_task_id, spec)
+            return pb.TriggerTaskResponse(peer_id=peer)
         return pb.TriggerTaskResponse()
 
     async def PreheatTask(  # noqa: N802 (name fixed by the generated base class)
@@ -111,6 +118,21 @@ class P2PNode:
     def new_peer_id(self) -> PeerID:
         return peer_id(self.config.host.ip, seed=self.config.seed)
 
+    async def announce_complete(self, task_id: TaskID, spec: TaskSpec) -> PeerID:
+        """Register a task this daemon holds in full with its scheduler, as a succeeded peer."""
+        peer = self.new_peer_id()
+        if self.scheduler is None:
+            return peer
+        reg = Registration(task_id=task_id, peer_id=peer, host=self.host_info, spec=spec)
+        address, _scope = await self.scheduler.register(reg)
+        pieces = -(-spec.content_length // spec.piece_size) if spec.piece_size > 0 else 0
+        result = PeerResult(
+            task_id=task_id, peer_id=peer, success=True, content_length=spec.content_length, total_piece_count=pieces
+        )
+        await self.scheduler.report_result(address, result)
+        log.info("task_id=%s already here: announced to the scheduler as peer %s", task_id, peer)
+        return peer
+
     def downloader_factory(self, task: TaskStore, url: str, stat: SourceStat) -> Conductor:
         return Conductor(self, task, url, stat)
 
@@ -136,7 +158,7 @@ class P2PNode:
 
     async def _start_rpc(self, tasks: TaskManager) -> None:
         server = aio.server(interceptors=[ExceptionToStatusInterceptor()])
-        pb_grpc.add_DaemonServicer_to_server(_DaemonServicer(tasks), server)
+        pb_grpc.add_DaemonServicer_to_server(_DaemonServicer(tasks, self), server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         rpc = self.config.rpc

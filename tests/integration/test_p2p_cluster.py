@@ -300,3 +300,28 @@ async def test_ranged_reads_go_p2p_through_the_seed(cluster: Cluster) -> None:
     assert {r["task_id"] for r in done} == {done[0]["task_id"]}  # one ranged task, seed included
     assert [r["source_bytes"] for r in done if r["peer_id"].endswith("_Seed")] == [end + 1 - start]
     assert all(r["source_bytes"] == 0 for r in done if not r["peer_id"].endswith("_Seed"))
+
+
+@pytest.mark.slow
+async def test_seed_holding_the_task_serves_after_a_scheduler_restart(cluster: Cluster) -> None:
+    """The scheduler forgot everything; the seed already has the object: triggered, it announces it."""
+    size = 8 * MiB
+    bucket, expected = await asyncio.to_thread(put_object, cluster, size)
+    port = free_port()
+    scheduler = await asyncio.to_thread(cluster.scheduler, port)
+    await asyncio.to_thread(cluster.daemon, "seed", seed=True)
+    a, b = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(2)]
+    await asyncio.sleep(1.0)
+    assert await get_all([object_url(a, bucket)]) == [(200, size, expected)]
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 2)
+
+    await asyncio.to_thread(scheduler.stop)
+    await asyncio.to_thread(cluster.scheduler, port)
+    await asyncio.sleep(2.0)  # health checks and host announcements reach the new scheduler
+    before = cluster.proxy.bytes_from_target
+    assert await get_all([object_url(b, bucket)]) == [(200, size, expected)]
+    assert cluster.proxy.bytes_from_target - before < MiB  # only the HEAD went to the origin
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 4)
+    seed_record, b_record = records(cluster.workdir)[2:4]
+    assert seed_record["peer_id"].endswith("_Seed") and seed_record["success"]
+    assert b_record["source_bytes"] == 0 and b_record["pieces_from"] == {seed_record["peer_id"]: 2}
