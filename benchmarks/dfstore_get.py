@@ -1,13 +1,16 @@
 """Cached GET through the dfstore API against nginx serving the same file, and the daemon's peak RSS.
 
-    python benchmarks/dfstore_get.py [--size-mib 1024] [--rss-size-mib 4096] [--rounds 3]
+    python benchmarks/dfstore_get.py [--size-mib 1024] [--rss-size-mib 4096] [--rounds 3] [--small-requests 2000]
 
 1. A daemon (`dfly daemon`, directory origin) and nginx (Debian package `nginx`, own config in a
    temp dir, 127.0.0.1) serve one object of --size-mib: nginx straight from the origin directory,
    the daemon through its piece cache after one warm-up GET. The same client (curl to /dev/null)
    reads each --rounds times, alternating; the median MB/s (10^6 bytes/s) of each and their ratio
    are printed (target: dfstore >= 0.8 x nginx).
-2. A fresh daemon serves an object of --rss-size-mib twice (uncached, then cached); its peak RSS
+2. Small GETs per second: --small-requests cached GETs of one 4 KiB object (written through the
+   dfstore API, so it is cached), over one keep-alive connection and over 4 parallel connections
+   (`curl -K`, `-Z`), against nginx serving the same file; 0 skips this part.
+3. A fresh daemon serves an object of --rss-size-mib twice (uncached, then cached); its peak RSS
    (VmHWM from /proc/PID/status) is printed (target: < 300 MiB).
 
 Everything listens on 127.0.0.1 and lives in a temp dir that is removed at the end.
@@ -157,7 +160,19 @@ def vm_hwm_mib(pid: int) -> float:
     raise SystemExit("no VmHWM in /proc status")
 
 
-def throughput(workdir: Path, size: int, rounds: int) -> None:
+def small_gets(workdir: Path, url: str, count: int, parallel: int) -> float:
+    """GETs per second of `count` requests for one small object, keep-alive, `parallel` connections."""
+    config = workdir / f"curl-{parallel}.cfg"
+    config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for _ in range(count)))
+    args = ["curl", "-sS", "--no-progress-meter", "--fail", "-K", str(config)]
+    if parallel > 1:
+        args += ["-Z", "--parallel-max", str(parallel)]
+    start = time.monotonic()
+    subprocess.run(args, check=True, timeout=600)
+    return count / (time.monotonic() - start)
+
+
+def throughput(workdir: Path, size: int, rounds: int, small_requests: int) -> None:
     origin = workdir / "origin"
     with daemon(workdir, origin, "bench-get") as child:
         dfstore = child.ready["dfstore"]
@@ -171,12 +186,30 @@ def throughput(workdir: Path, size: int, rounds: int) -> None:
             for _ in range(rounds):
                 df.append(timed_get(df_url, size))
                 ng.append(timed_get(ng_url, size))
+            rps: dict[tuple[str, int], float] = {}
+            if small_requests:
+                small = workdir / "small.bin"
+                small.write_bytes(os.urandom(4096))
+                status = curl("PUT", f"{dfstore}/buckets/{BUCKET}/objects/small.bin", "-F", f"file=@{small}")
+                if status.split()[0] != "200":
+                    raise SystemExit(f"PUT small.bin: status {status}")
+                small_df, small_ng = f"{dfstore}/buckets/{BUCKET}/objects/small.bin", f"{nginx_url}/small.bin"
+                if timed_get(small_df, 4096) <= 0 or timed_get(small_ng, 4096) <= 0:
+                    raise SystemExit("small GET moved no bytes")
+                small_gets(workdir, small_df, 50, 1)  # warm both paths
+                small_gets(workdir, small_ng, 50, 1)
+                for par in (1, 4):
+                    for name, url in (("dfstore", small_df), ("nginx", small_ng)):
+                        rps[(name, par)] = small_gets(workdir, url, small_requests, par)
     df_mbs, ng_mbs = statistics.median(df), statistics.median(ng)
     print(f"object: {size / MiB:.0f} MiB, {rounds} rounds, curl to /dev/null, median of each")
     print(f"dfstore uncached GET (warm-up): {warm:8.1f} MB/s")
     print(f"dfstore cached GET:             {df_mbs:8.1f} MB/s  (runs: {', '.join(f'{x:.0f}' for x in df)})")
     print(f"nginx GET:                      {ng_mbs:8.1f} MB/s  (runs: {', '.join(f'{x:.0f}' for x in ng)})")
     print(f"ratio dfstore/nginx:            {df_mbs / ng_mbs:8.2f}  (target >= 0.8)")
+    for par in (1, 4) if rps else ():
+        dr, nr = rps[("dfstore", par)], rps[("nginx", par)]
+        print(f"4 KiB GETs/s, {par} conn:          dfstore {dr:8.0f}  nginx {nr:8.0f}  ratio {dr / nr:5.2f}")
 
 
 def peak_rss(workdir: Path, size: int) -> None:
@@ -198,10 +231,11 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rss-size-mib", type=int, default=4096, help="0 skips the RSS run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small-requests", type=int, default=2000, help="0 skips the 4 KiB GET rate")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dfstore-bench-"))
     try:
-        throughput(workdir, args.size_mib * MiB, args.rounds)
+        throughput(workdir, args.size_mib * MiB, args.rounds, args.small_requests)
         shutil.rmtree(workdir / "bench-get", ignore_errors=True)  # free the disk before the big object
         shutil.rmtree(workdir / "origin", ignore_errors=True)
         if args.rss_size_mib:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NewType
+from dataclasses import dataclass, field
+from typing import BinaryIO, NewType
 
 TaskID = NewType("TaskID", str)
 PeerID = NewType("PeerID", str)
@@ -51,8 +51,16 @@ class PieceInfo:
 
 @dataclass(frozen=True)
 class FileRegion:
-    """A verified span of a task's data file, ready to be sent with sendfile."""
+    """A verified span of a task's data file, ready to be sent with sendfile.
+
+    `file`, when set, is that data file already open (a descriptor the piece store keeps open for
+    the reader that got this region): send from it instead of opening `path`. `data`, when set,
+    holds the region's bytes, read along with the file's check (small objects): write them as they
+    are, together with the response headers.
+    """
 
     path: str
     offset: int
     length: int
+    file: BinaryIO | None = field(default=None, compare=False, repr=False)
+    data: bytes | None = field(default=None, compare=False, repr=False)

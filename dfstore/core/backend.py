@@ -7,7 +7,7 @@ Bodies stream; no method holds a whole object in memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +31,13 @@ class Backend(Protocol):
 
     async def delete_bucket(self, bucket: str) -> None: ...
 
-    async def head_object(self, bucket: str, key: str) -> ObjectMeta: ...
+    async def head_object(self, bucket: str, key: str, *, also: Callable[[], None] | None = None) -> ObjectMeta:
+        """The object's metadata. `also` is a short blocking call that never raises (the cache's
+        check of its copy, see p2p.daemon.openfiles.FileProbe): run it at most once, in the worker
+        thread that does the backend's own blocking work, after that work, whatever its outcome,
+        so that a cached read costs one thread hop in all. (Skipping it is allowed, e.g. when the
+        arguments are refused before any I/O: the caller then does its check itself.)"""
+        ...
 
     def read_object(
         self, bucket: str, key: str, offset: int, length: int, *, etag: str | None = None

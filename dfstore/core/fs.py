@@ -62,6 +62,9 @@ _HEADER_FIELDS = ("content_type", "content_disposition", "content_encoding", "co
                   "cache_control", "expires")
 
 
+LOC_CACHE = 4096  # validated key locations kept (a GET needs its key's paths twice)
+
+
 @dataclass(frozen=True)
 class _Loc:
     bucket: str
@@ -71,6 +74,7 @@ class _Loc:
     data: Path  # where the bytes are
     meta: Path  # the sidecar
     dir_key: bool
+    steps: tuple[str, ...]  # node's path and its parents' below the bucket directory, top down
 
 
 def _try_link(src: Path, dst: Path) -> bool:
@@ -122,6 +126,9 @@ class FilesystemBackend:
         # Writers and deleters of one key take turns for the sidecar + rename step, so the sidecar
         # always describes the data file that won (striped: a lock per key would grow forever).
         self._key_locks = [threading.Lock() for _ in range(64)]
+        # Plain dicts, cleared when full: safe to share between worker threads.
+        self._locs: dict[tuple[str, str], _Loc] = {}
+        self._sidecars: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # parsed, by identity
 
     def _key_lock(self, loc: _Loc) -> threading.Lock:
         return self._key_locks[hash((loc.bucket, loc.key)) % len(self._key_locks)]
@@ -191,6 +198,15 @@ class FilesystemBackend:
     # ---- keys -> paths -------------------------------------------------------------------
 
     def _loc(self, bucket: str, key: str) -> _Loc:
+        loc = self._locs.get((bucket, key))
+        if loc is None:
+            loc = self._new_loc(bucket, key)
+            if len(self._locs) >= LOC_CACHE:
+                self._locs.clear()
+            self._locs[(bucket, key)] = loc
+        return loc
+
+    def _new_loc(self, bucket: str, key: str) -> _Loc:
         check_bucket(bucket)
         check_key(bucket, key)
         dir_key = key.endswith("/")
@@ -210,7 +226,8 @@ class FilesystemBackend:
         node = Path(f"{root}/{bucket}/{'/'.join(parts)}")
         meta = self._meta_base(bucket, key)
         data = Path(f"{meta}.data") if dir_key else node
-        return _Loc(bucket, key, bucket_dir, node, data, Path(f"{meta}.json"), dir_key)
+        steps = tuple(f"{root}/{bucket}/{'/'.join(parts[: i + 1])}" for i in range(len(parts)))
+        return _Loc(bucket, key, bucket_dir, node, data, Path(f"{meta}.json"), dir_key, steps)
 
     def _meta_base(self, bucket: str, key: str) -> str:
         """The sidecar path without its suffix: named by the key's hash, never by the key."""
@@ -227,11 +244,23 @@ class FilesystemBackend:
 
     # ---- head / read ---------------------------------------------------------------------
 
-    async def head_object(self, bucket: str, key: str) -> ObjectMeta:
-        return await asyncio.to_thread(self._head, bucket, key)
+    async def head_object(self, bucket: str, key: str, *, also: Callable[[], None] | None = None) -> ObjectMeta:
+        if also is None:
+            return await asyncio.to_thread(self._head, bucket, key)
+        return await asyncio.to_thread(self._head_also, bucket, key, also)
+
+    def _head_also(self, bucket: str, key: str, also: Callable[[], None]) -> ObjectMeta:
+        try:
+            return self._head(bucket, key)
+        finally:
+            also()  # in the same hop (see Backend.head_object)
 
     def _stat(self, loc: _Loc, *, walked: bool = False) -> os.stat_result:
         """`walked`: the key came from a listing walk, which follows no symlinks: skip those checks."""
+        if not walked and not loc.dir_key:
+            st = self._lstat_plain(loc)
+            if st is not None:
+                return st
         if not walked and not loc.bucket_dir.is_dir():
             raise NoSuchBucket(f"bucket {loc.bucket!r} does not exist", bucket=loc.bucket)
         missing = NoSuchKey(f"no such key in bucket {loc.bucket!r}", bucket=loc.bucket, key=loc.key)
@@ -248,6 +277,21 @@ class FilesystemBackend:
         if not stat_mod.S_ISREG(st.st_mode):
             raise missing
         return st
+
+    @staticmethod
+    def _lstat_plain(loc: _Loc) -> os.stat_result | None:
+        """The fast path of `_stat` for a plain key: lstat the key's path one level at a time below
+        the bucket directory. No symlink on the way means it cannot lead outside the bucket, and the
+        last lstat is the file's stat. None (take the slow path) for anything else."""
+        st = None
+        try:
+            for step in loc.steps:
+                st = os.lstat(step)
+                if stat_mod.S_ISLNK(st.st_mode):
+                    return None
+        except OSError:
+            return None  # missing, or not a directory: the slow path tells which error it is
+        return st if st is not None and stat_mod.S_ISREG(st.st_mode) else None
 
     def _head(self, bucket: str, key: str, *, walked: bool = False) -> ObjectMeta:
         loc = self._loc(bucket, key)
@@ -270,11 +314,29 @@ class FilesystemBackend:
         raise BackendError("object keeps changing while its ETag is computed", bucket=bucket, key=key)
 
     def _read_sidecar(self, loc: _Loc, st: os.stat_result) -> dict[str, Any] | None:
+        # Sidecars are only ever replaced (new inode), so a stat tells whether the parsed copy we
+        # keep is still the file's content: one syscall instead of open, read, close and a parse.
+        path = str(loc.meta)
         try:
-            with open(loc.meta, encoding="utf-8") as f:
-                record: dict[str, Any] = json.load(f)
-        except (OSError, ValueError):
+            side = os.stat(path)
+        except OSError:
             return None
+        ident = (side.st_ino, side.st_size, side.st_mtime_ns)
+        cached = self._sidecars.get(path)
+        if cached is not None and cached[0] == ident:
+            record = cached[1]
+        else:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    side = os.fstat(f.fileno())  # what we parse, should it be replaced meanwhile
+                    record = json.load(f)
+            except (OSError, ValueError):
+                return None
+            if not isinstance(record, dict):
+                return None
+            if len(self._sidecars) >= LOC_CACHE:
+                self._sidecars.clear()
+            self._sidecars[path] = ((side.st_ino, side.st_size, side.st_mtime_ns), record)
         if record.get("key") != loc.key or record.get("size") != st.st_size:
             return None
         if record.get("mtime_ns") != st.st_mtime_ns:

@@ -11,7 +11,7 @@ directory and list it back without the slash (or not at all); AWS and MinIO keep
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,10 +122,16 @@ class S3Backend:
     def __repr__(self) -> str:
         return f"S3Backend(endpoint={self.endpoint!r}, region={self.region!r})"  # never the keys
 
-    async def _call(self, method: str, bucket: str = "", key: str = "", **kwargs: Any) -> Any:
+    async def _call(
+        self, method: str, bucket: str = "", key: str = "", *, also: Callable[[], None] | None = None, **kwargs: Any
+    ) -> Any:
         def run() -> Any:
-            with map_s3_errors(bucket, key):
-                return getattr(self._client, method)(**kwargs)
+            try:
+                with map_s3_errors(bucket, key):
+                    return getattr(self._client, method)(**kwargs)
+            finally:
+                if also is not None:
+                    also()  # in the same hop (see Backend.head_object)
 
         return await asyncio.to_thread(run)
 
@@ -159,10 +165,10 @@ class S3Backend:
         check_bucket(bucket)
         check_key(bucket, key)
 
-    async def head_object(self, bucket: str, key: str) -> ObjectMeta:
+    async def head_object(self, bucket: str, key: str, *, also: Callable[[], None] | None = None) -> ObjectMeta:
         check_bucket(bucket)
         check_key(bucket, key)
-        resp = await self._call("head_object", bucket, key, Bucket=bucket, Key=key)
+        resp = await self._call("head_object", bucket, key, also=also, Bucket=bucket, Key=key)
         expires = resp.get("ExpiresString") or ""
         return ObjectMeta(
             bucket=bucket,

@@ -137,19 +137,29 @@ class ObjectService:
         return await self.backend.head_object(bucket, key)
 
     async def get_object(self, bucket: str, key: str, *, byte_range: RangeSpec | None = None) -> ObjectReader:
-        meta = await self.head_object(bucket, key)
-        resolved = None
-        if byte_range is not None:
-            try:
-                resolved = byte_range.resolve(meta.size)
-            except RangeNotSatisfiable:
-                raise InvalidRange(
-                    f"range not satisfiable for an object of {meta.size} bytes", size=meta.size, bucket=bucket, key=key
-                ) from None
+        self.backend.check_key(bucket, key)
         url = object_url(bucket, key)
-        self._pin(url, meta.etag)
-        with map_p2p_errors(bucket, key):
-            reader = await self.tasks.open(url, stat=_stat_of(meta), byte_range=resolved)
+        entry = self.writeback.pending(bucket, key)
+        # The cache checks its copy of the last version it served in the origin HEAD's thread hop,
+        # so a cached read needs no hop of its own (the HEAD still decides which version is read).
+        probe = self.tasks.probe(url) if entry is None else None
+        try:
+            meta = entry.meta if entry is not None else await self.backend.head_object(bucket, key, also=probe)
+            resolved = None
+            if byte_range is not None:
+                try:
+                    resolved = byte_range.resolve(meta.size)
+                except RangeNotSatisfiable:
+                    raise InvalidRange(
+                        f"range not satisfiable for an object of {meta.size} bytes",
+                        size=meta.size, bucket=bucket, key=key,
+                    ) from None
+            self._pin(url, meta.etag)
+            with map_p2p_errors(bucket, key):
+                reader = await self.tasks.open(url, stat=_stat_of(meta), byte_range=resolved, probe=probe)
+        finally:
+            if probe is not None:
+                probe.abandon()  # a no-op once the read took its file
         return ObjectReader(meta, resolved, reader)
 
     def _pin(self, url: str, etag: str) -> None:

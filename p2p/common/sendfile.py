@@ -58,7 +58,9 @@ async def send_regions(
     responses, AIOHTTP_NOSENDFILE). The caller sets Content-Length and calls `prepare()` before, and
     `write_eof()` after. Errors from `regions` propagate: after `prepare()` the caller can only abort
     the connection. The regions iterator is closed on return. With a `limiter`, bytes go out in
-    1 MiB slices, each after `await limiter.acquire(size)`.
+    1 MiB slices, each after `await limiter.acquire(size)`. A region that carries its open `file`
+    is sent from it (no open/close); the others are opened by path. A region that carries its `data`
+(a small object) is written from memory.
     """
     loop = asyncio.get_running_loop()
     use_sendfile = not (NOSENDFILE or response.chunked or response.compression)
@@ -68,7 +70,11 @@ async def send_regions(
         async for region in regions:
             if region.length <= 0:
                 continue
-            fobj = await opened.get(region.path)
+            if region.data is not None and limiter is None:
+                await response.write(region.data)  # small: one write, with the headers
+                headers_flushed = True
+                continue
+            fobj = region.file if region.file is not None else await opened.get(region.path)
             for part in _slices(region) if limiter is not None else (region,):
                 if limiter is not None:
                     await limiter.acquire(part.length)

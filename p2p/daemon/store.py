@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from p2p.daemon.openfiles import DEFAULT_CAPACITY, OpenFiles
 from p2p.daemon.taskstore import (
     TaskStore,
     valid_task_id,
@@ -63,9 +64,11 @@ class PieceStore:
         quota_bytes: int = 0,
         ttl_s: float = 6 * 3600,
         gc_interval_s: float = 60,
+        open_files: int = DEFAULT_CAPACITY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(root)
+        self.files = OpenFiles(open_files)  # descriptors of completed tasks, kept open for readers
         self.quota_bytes = quota_bytes
         self.ttl_s = ttl_s
         self.gc_interval_s = gc_interval_s
@@ -109,6 +112,8 @@ class PieceStore:
                 await self._gc_task
             self._gc_task = None
         await self._save_dirty()
+        self.files.retire_all()
+        await asyncio.to_thread(self.files.drain_sync)
 
     def get(self, task_id: TaskID) -> TaskStore | None:
         return self._tasks.get(task_id)
@@ -226,10 +231,11 @@ class PieceStore:
         if task is None:
             return
         task.mark_deleted()
+        self.files.discard(task_id)
         await asyncio.to_thread(self._remove_dir, task.directory)
 
-    @staticmethod
-    def _remove_dir(directory: Path) -> None:
+    def _remove_dir(self, directory: Path) -> None:
+        self.files.drain_sync()  # close the descriptor first, so the blocks are freed now
         shutil.rmtree(directory, ignore_errors=True)
         with contextlib.suppress(OSError):
             directory.parent.rmdir()
@@ -262,6 +268,7 @@ class PieceStore:
             log.info("piece store GC: deleting task_id=%s", task_id)
             await self.delete(task_id)
         await self._save_dirty()
+        await asyncio.to_thread(self.files.drain_sync)
         return victims
 
     async def _save_dirty(self) -> None:

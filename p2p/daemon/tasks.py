@@ -43,12 +43,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
 from p2p.common.digest import piece_size_for
 from p2p.common.ids import task_id as make_task_id
+from p2p.daemon.openfiles import FileProbe, SharedFile
 from p2p.daemon.store import PieceStore, TaskStore
 from p2p.errors import P2PError, PieceDigestMismatch, PieceNotFound, SourceError, SourceNotFound
 from p2p.source import SourceRouter
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 MERGE_LIMIT_BYTES = 64 * MiB  # a merged region may still need verifying: keep the first byte early
 REFETCH_ATTEMPTS = 3  # times a reader re-waits for a piece that was dropped as corrupt
 MAX_IDLE_RUNS = 3  # download runs in a row that leave pieces missing before the task fails
+RECENT_URLS = 4096  # urls whose last whole-object task a FileProbe may check ahead of the read
 
 
 class Downloader(Protocol):
@@ -154,7 +157,16 @@ class TaskReader:
     """
 
     def __init__(
-        self, manager: TaskManager, task: TaskStore, url: str, stat: SourceStat, start: int, length: int
+        self,
+        manager: TaskManager,
+        task: TaskStore,
+        url: str,
+        stat: SourceStat,
+        start: int,
+        length: int,
+        *,
+        checked: SharedFile | None = None,
+        data: bytes | None = None,
     ) -> None:
         self.task_id: TaskID = task.task_id
         self.content_length = length
@@ -164,6 +176,10 @@ class TaskReader:
         self._url = url
         self._stat = stat
         self._start = start  # offset of this view within the task's data
+        # The data file, open and checked for this read by a FileProbe: the first region is sent
+        # from it without another look; later regions are verified (and opened) as usual.
+        self._checked = checked
+        self._data = data  # the task's whole data file, read with that check (small tasks)
         self._closed = False
         task.pin()
 
@@ -171,28 +187,36 @@ class TaskReader:
         task = self.task
         pos, end = self._start, self._start + self.content_length
         n = pos // task.piece_size if task.piece_size else 0
+        shared = self._checked
         while pos < end:
-            region = _clip(await self._piece_region(n), pos, end)
+            checked = shared is not None
+            region = _clip(await self._piece_region(n, checked), pos, end)
             n += 1
             # merge the following pieces that are already here into one span
             while region.offset + region.length < end and region.length < MERGE_LIMIT_BYTES and task.has_piece(n):
                 try:
-                    nxt = _clip(await task.verified_region(n), pos, end)
+                    nxt = _clip(await task.verified_region(n, checked=checked), pos, end)
                 except (PieceDigestMismatch, PieceNotFound):
                     break
                 region = FileRegion(region.path, region.offset, region.length + nxt.length)
                 n += 1
+            if shared is not None:
+                data = self._data
+                if data is not None:
+                    data = data[region.offset : region.offset + region.length]
+                region = FileRegion(region.path, region.offset, region.length, shared.file, data)
+                shared = None
             pos = region.offset + region.length
             yield region
 
-    async def _piece_region(self, n: int) -> FileRegion:
+    async def _piece_region(self, n: int, checked: bool = False) -> FileRegion:
         task = self.task
         for _ in range(REFETCH_ATTEMPTS):
             if not task.has_piece(n):
                 self._manager._ensure_download(task, self._url, self._stat)
                 await task.wait_piece(n)
             try:
-                return await task.verified_region(n)
+                return await task.verified_region(n, checked=checked)
             except PieceNotFound:
                 continue  # dropped between landing and our look; wait again
             except PieceDigestMismatch:
@@ -202,6 +226,8 @@ class TaskReader:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._checked is not None:
+                self._manager.store.files.release(self._checked)
             self.task.unpin()
 
     async def __aenter__(self) -> TaskReader:
@@ -234,18 +260,42 @@ class TaskManager:
         self._factory = downloader_factory or self._back_to_source
         self._jobs: dict[TaskID, tuple[TaskStore, asyncio.Task[None]]] = {}
         self._all_jobs: set[asyncio.Task[None]] = set()  # includes stale jobs of deleted tasks
+        self._recent: OrderedDict[str, TaskStore] = OrderedDict()  # url -> its last whole-object task
         self._closed = False
 
     def _back_to_source(self, task: TaskStore, url: str, stat: SourceStat) -> Downloader:
         return BackToSource(self.sources, url, concurrency=self._source_concurrency)
 
+    def probe(self, url: str) -> FileProbe | None:
+        """A check of the data file of `url`'s last complete whole-object task, to run (blocking) in a
+        worker-thread hop the caller makes anyway, then pass to `open`; None when there is none."""
+        task = self._recent.get(url)
+        if task is None or not task.done or self.store.get(task.task_id) is not task:
+            return None
+        return FileProbe(task, self.store.files, self.store.files.get(task.task_id))
+
+    def _remember(self, url: str, task: TaskStore) -> None:
+        recent = self._recent
+        if recent.get(url) is not task:
+            recent[url] = task
+            if len(recent) > RECENT_URLS:
+                recent.popitem(last=False)
+        recent.move_to_end(url)
+
     async def open(
-        self, url: str, *, stat: SourceStat | None = None, byte_range: ByteRange | None = None
+        self,
+        url: str,
+        *,
+        stat: SourceStat | None = None,
+        byte_range: ByteRange | None = None,
+        probe: FileProbe | None = None,
     ) -> TaskReader:
         """A reader of the object (or of `byte_range` of it), starting its download if needed.
 
         `byte_range` must lie within the object (resolve it against `stat.size` first). It is served
         from the whole-object task when that one is here, complete or not; else it is its own task.
+        `probe`: from `self.probe(url)`, run just before; when it checked the task this read uses,
+        the read starts without a worker-thread hop.
         """
         if self._closed:
             raise P2PError("task manager is closed")
@@ -279,7 +329,11 @@ class TaskManager:
                 byte_range=byte_range,
             )
             start, length = 0, byte_range.length
-        reader = TaskReader(self, task, url, stat, start, length)
+        if task.byte_range is None:
+            self._remember(url, task)
+        checked = probe.apply(task) if probe is not None else None
+        data = probe.data if checked is not None and probe is not None else None
+        reader = TaskReader(self, task, url, stat, start, length, checked=checked, data=data)
         if length > 0:
             self._ensure_download(task, url, stat)
         return reader
@@ -287,7 +341,7 @@ class TaskManager:
     async def import_file(self, url: str, stat: SourceStat, path: Path) -> TaskID:
         """Seed the cache with a file we already hold (a dfstore PUT); see PieceStore.adopt."""
         tid = make_task_id(url, stat.version)
-        await self.store.adopt(
+        task = await self.store.adopt(
             tid,
             url=url,
             content_length=stat.size,
@@ -295,6 +349,7 @@ class TaskManager:
             content_type=stat.content_type,
             path=path,
         )
+        self._remember(url, task)
         return tid
 
     def downloading(self, task_id: TaskID) -> bool:

@@ -329,15 +329,20 @@ class TaskStore:
         """Until the next piece lands, is dropped, or the task fails (for pollers of the piece table)."""
         await self._changed.wait()
 
-    async def verified_region(self, n: int) -> FileRegion:
+    async def verified_region(self, n: int, *, checked: bool = False) -> FileRegion:
         """Piece `n`'s span of the data file, verified per the module's policy.
 
+        `checked`: the caller ran `check_file_sync()` for this very read (in a worker-thread hop it
+        made anyway), so a trusted piece needs no further look and no hop.
         Raises PieceNotFound when the piece is not here, PieceDigestMismatch (after dropping it) when
         its bytes no longer match.
         """
         info = self._pieces.get(n)
         if info is None:
             raise PieceNotFound(f"piece {n} of task {self.task_id} is not here")
+        if checked and n in self._trusted:
+            self.touch()
+            return FileRegion(str(self.data_path), info.offset, info.size)
         try:
             ok = await asyncio.to_thread(self._verify_sync, info)
         except OSError as exc:
@@ -349,12 +354,18 @@ class TaskStore:
         self.touch()
         return FileRegion(str(self.data_path), info.offset, info.size)
 
-    def _verify_sync(self, info: PieceInfo) -> bool:
+    def check_file_sync(self) -> os.stat_result:
+        """Stat the data file (blocking): if it changed since our last look, trust no piece any more."""
         with self._io_lock:
-            key = _file_key(os.stat(self.data_path))
+            st = os.stat(self.data_path)
+            key = _file_key(st)
             if key != self._file_key:
                 self._trusted.clear()
                 self._file_key = key
+        return st
+
+    def _verify_sync(self, info: PieceInfo) -> bool:
+        self.check_file_sync()
         if info.number in self._trusted:
             return True
         fd = os.open(self.data_path, os.O_RDONLY)
@@ -490,6 +501,10 @@ class TaskStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.directory, final)
         fsync_dir(final.parent)
+
+    def trusts_all(self) -> bool:
+        """Every piece is here and needs no verification before it is served."""
+        return len(self._trusted) == self.piece_count
 
     def trust_all(self) -> None:
         self._trusted.update(self._pieces)
