@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,8 +47,15 @@ class Credential:
         return f"{self.date}/{self.region}/{self.service}/aws4_request"
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+
+
 def uri_encode(value: str, *, keep_slash: bool = False) -> str:
     """RFC 3986 encoding as SigV4 wants it: only A-Z a-z 0-9 - . _ ~ stay (and '/' in paths)."""
+    if (_UNRESERVED_PATH if keep_slash else _UNRESERVED).fullmatch(value):
+        return value  # the common case, without quote()'s cost (a dozen calls per request)
     return quote(value, safe="/~" if keep_slash else "~")
 
 
@@ -128,7 +136,11 @@ def parse_authorization(value: str) -> tuple[Credential, list[str], str]:
 
 
 def parse_amz_date(value: str) -> datetime | None:
+    exact = _AMZ_DATE.fullmatch(value)
     try:
+        if exact:  # what every client sends; strptime takes ~50 us for it
+            y, mo, d, h, mi, sec = (int(part) for part in exact.groups())
+            return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
         return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         pass

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from dfstore.http import params, render
 from dfstore.models import PutOptions
-from p2p.common.sendfile import send_regions
+from p2p.common.sendfile import BodyResponse, send_regions
 
 if TYPE_CHECKING:
     from dfstore.core.service import ObjectService
@@ -90,7 +90,7 @@ class DfstoreHandlers:
         reader = await self._service.get_object(path.bucket, path.key, byte_range=byte_range)
         async with contextlib.aclosing(reader):
             # Upstream answers 200 with only the requested bytes, even for a range; no ETag or meta headers.
-            response = web.StreamResponse(status=200)
+            response = BodyResponse(status=200)
             response.content_length = reader.content_length
             response.content_type = reader.meta.content_type or "application/octet-stream"
             request[STREAMING_RESPONSE] = response

@@ -20,7 +20,7 @@ from gateway.headers import check_conditions, object_headers, put_options
 from gateway.multipart import check_part_number
 from gateway.parts import part_range, parts_count
 from p2p.common.httprange import MalformedRange, RangeSpec, parse_range
-from p2p.common.sendfile import send_regions
+from p2p.common.sendfile import BodyResponse, send_regions
 
 MAX_PUT_BYTES = 5 * 1024**3
 
@@ -59,7 +59,7 @@ async def get_object(call: S3Call) -> web.StreamResponse:
             span = reader.byte_range
             assert span is not None  # the service resolves every range it was given
             headers["Content-Range"] = f"bytes {span.start}-{span.end}/{reader.meta.size}"
-        response = web.StreamResponse(status=status, headers=headers)
+        response = BodyResponse(status=status, headers=headers)
         response.content_length = reader.content_length
         await response.prepare(call.request)
         await send_regions(call.request, response, reader.regions())

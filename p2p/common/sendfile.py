@@ -19,6 +19,14 @@ CHUNK_BYTES = MiB  # fallback read size when sendfile is not available
 NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))  # honour aiohttp's own switch
 
 
+class BodyResponse(web.StreamResponse):
+    """A StreamResponse whose headers wait for the first body write, so that a small body leaves in
+    one segment with them (aiohttp's own `Response` does the same; a plain StreamResponse sends its
+    headers at `prepare()`). `send_regions` pushes them out before a sendfile."""
+
+    _send_headers_immediately = False
+
+
 class Limiter(Protocol):
     """A byte-rate limit, e.g. p2p.daemon.ratelimit.RateLimiter."""
 
