@@ -28,13 +28,14 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from dfstore.core.backend import Backend
 from dfstore.core.fetch import ObjectReader, map_p2p_errors
 from dfstore.core.keys import check_bucket
 from dfstore.core.listing import clamp_max_keys
 from dfstore.core.source import BackendSource, object_url
+from dfstore.core.spool import spool_body
 from dfstore.core.writeback import PendingEntry, WriteBackQueue
 from dfstore.errors import (
     BackendError,
@@ -51,8 +52,6 @@ from p2p.errors import P2PError
 from p2p.types import MiB, SourceStat
 
 log = logging.getLogger(__name__)
-
-SPOOL_FLUSH_BYTES = MiB
 
 
 class Replicator(Protocol):
@@ -197,7 +196,7 @@ class ObjectService:
         await self._check_target(bucket, key, mode)
         spool = self.spool_dir / f"{uuid.uuid4().hex}.spool"
         try:
-            digest, size = await self._spool(body, spool)
+            digest, size = await spool_body(body, spool)
             if content_md5 is not None:
                 _check_content_md5(content_md5, digest.digest(), bucket, key)
             etag = digest.hexdigest()
@@ -264,28 +263,6 @@ class ObjectService:
                 raise
             # the origin is down: the journal holds the write until it is back
 
-    async def _spool(self, body: AsyncIterator[bytes], path: Path) -> tuple[hashlib._Hash, int]:
-        digest = hashlib.md5()
-        size = 0
-        f = await asyncio.to_thread(open, path, "wb")
-        try:
-            buf = bytearray()  # gathers small chunks so each thread hop moves >= 1 MiB
-            async for chunk in body:
-                size += len(chunk)
-                if not buf and len(chunk) >= SPOOL_FLUSH_BYTES:
-                    await asyncio.to_thread(_write_hashed, f, digest, chunk)
-                    continue
-                buf += chunk
-                if len(buf) >= SPOOL_FLUSH_BYTES:
-                    await asyncio.to_thread(_write_hashed, f, digest, buf)  # awaited: safe to reuse
-                    buf.clear()
-            if buf:
-                await asyncio.to_thread(_write_hashed, f, digest, buf)
-            await asyncio.to_thread(_flush_sync, f)
-        finally:
-            await asyncio.to_thread(f.close)
-        return digest, size
-
     async def _commit(
         self,
         bucket: str,
@@ -349,16 +326,6 @@ class ObjectService:
             log.warning("bucket=%s key=%r replication failed: %s", meta.bucket, meta.key, exc)
         finally:
             await asyncio.to_thread(path.unlink, True)
-
-
-def _write_hashed(f: IO[bytes], digest: hashlib._Hash, data: bytes | bytearray) -> None:
-    digest.update(data)
-    f.write(data)
-
-
-def _flush_sync(f: IO[bytes]) -> None:
-    f.flush()
-    os.fsync(f.fileno())
 
 
 def _md5_file(path: Path) -> str:
