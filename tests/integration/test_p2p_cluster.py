@@ -227,7 +227,7 @@ async def test_parent_killed_mid_transfer(cluster: Cluster) -> None:
 
 @pytest.mark.slow
 async def test_lying_parent_is_caught_by_the_digest(cluster: Cluster) -> None:
-    size = 16 * MiB
+    size = 32 * MiB  # more pieces than workers: the child cannot finish from the seed before it sees the liar
     bucket, expected = await asyncio.to_thread(put_object, cluster, size)
     await asyncio.to_thread(cluster.scheduler)
     await asyncio.to_thread(cluster.daemon, "seed", seed=True)
