@@ -112,6 +112,10 @@ class SchedulerService:
             raise FeatureDisabled("scheduler has the schedule feature disabled")
         host = self.res.hosts.get(reg.host.id) or self.announce_host(reg.host)
         task = self.res.get_or_create_task(reg.task_id, reg.spec, self.sched.back_to_source_count)
+        known = self.res.peers.get(reg.peer_id)
+        if known is not None and known.task is task and known.state is not PeerState.PENDING:
+            # A retried registration: the peer is already on its way.
+            return SizeScope.EMPTY if known.state is PeerState.RECEIVED_EMPTY else SizeScope.NORMAL
         peer = self.res.get_or_create_peer(reg.peer_id, task, host)
         task.updated_at = self.clock()
         self._trigger_task(task, peer)

@@ -274,3 +274,13 @@ async def test_ranged_task_is_sized_by_its_range() -> None:
     svc.register_peer(reg)
     task = svc.res.tasks[TaskID("r")]
     assert (task.content_length, task.total_piece_count) == (10, 3)
+
+
+async def test_retried_registration_is_idempotent() -> None:
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    await h.packet(a)
+    again = Registration(task_id=TASK, peer_id=a, host=host("a"), spec=SPEC)
+    assert h.svc.register_peer(again) is SizeScope.NORMAL
+    assert h.state(a) is PeerState.BACK_TO_SOURCE
+    await h.svc.aclose()
