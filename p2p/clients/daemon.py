@@ -31,9 +31,7 @@ class DaemonTrigger:
 
     async def trigger_at(self, address: str, task_id: TaskID, spec: TaskSpec) -> PeerID:
         try:
-            reply = await self._stub(address).TriggerTask(
-                convert.trigger_to_pb(task_id, spec), timeout=self._timeout_s
-            )
+            reply = await self._stub(address).TriggerTask(convert.trigger_to_pb(task_id, spec), timeout=self._timeout_s)
         except aio.AioRpcError as exc:
             raise error_from_rpc(exc) from exc
         return PeerID(reply.peer_id)

@@ -39,9 +39,7 @@ async def serve(config: SchedulerConfig, ready_file: Path | None) -> None:
     service = SchedulerService(config, seeds=trigger, records=records)
     preheater = Preheater(service, trigger, timeout_s=config.manager.preheat_timeout_s)
     running = await start_server(service, config.server.listen, config.server.port, preheater=preheater)
-    advertise = (
-        f"{config.server.advertise_ip or config.server.listen}:{config.server.advertise_port or running.port}"
-    )
+    advertise = f"{config.server.advertise_ip or config.server.listen}:{config.server.advertise_port or running.port}"
     log.info("scheduler serving on %s:%d (advertised %s)", config.server.listen, running.port, advertise)
     if ready_file is not None:
         await asyncio.to_thread(

@@ -88,9 +88,7 @@ def _world() -> tuple[Resources, list]:
     task = res.get_or_create_task(TaskID("t"), SPEC, back_to_source_limit=1)
     peers = []
     for i in range(3):
-        info = HostInfo(
-            id=HostID(f"h{i}"), ip="127.0.0.1", hostname=f"h{i}", download_port=1, type=HostType.NORMAL
-        )
+        info = HostInfo(id=HostID(f"h{i}"), ip="127.0.0.1", hostname=f"h{i}", download_port=1, type=HostType.NORMAL)
         host = res.upsert_host(info, upload_limit=4)
         peers.append(res.get_or_create_peer(PeerID(f"p{i}"), task, host))
     return res, peers
