@@ -15,6 +15,8 @@ import os
 import signal
 from pathlib import Path
 
+import yaml
+
 from p2p.clients.daemon import DaemonTrigger
 from p2p.common.config import ConfigError, load_config
 from p2p.scheduler.config import ENV_PREFIX, SchedulerConfig
@@ -79,12 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="YAML config file")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the bound address here as JSON")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(SchedulerConfig, args.config, env_prefix=ENV_PREFIX)
     except ConfigError as exc:
         parser.exit(2, f"error: {exc}\n")
+    if args.print_config:
+        # Secrets are SecretStr and print masked.
+        print(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False), end="")
+        return 0
     asyncio.run(serve(config, args.ready_file))
     return 0
 

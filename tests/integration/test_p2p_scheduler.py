@@ -194,3 +194,18 @@ async def test_concurrent_reports_on_one_stream(scheduler: str, tmp_path: Path) 
     assert record["pieces_from"] == {"": 300}
     stream.cancel()
     await client.aclose()
+
+
+def test_print_config_masks_secrets(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("scheduling: {candidate_parent_limit: 7}\n")
+    env = os.environ | {"DFLY_SCHEDULER__MANAGER__COMPONENT_TOKEN": "supersecret"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "p2p.scheduler", "--config", str(tmp_path / "s.yaml"), "--print-config"],
+        capture_output=True,
+        timeout=30,
+        env=env,
+    )
+    assert proc.returncode == 0
+    printed = yaml.safe_load(proc.stdout)
+    assert printed["scheduling"]["candidate_parent_limit"] == 7
+    assert b"supersecret" not in proc.stdout
