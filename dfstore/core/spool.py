@@ -53,7 +53,7 @@ async def spool_body(body: AsyncIterator[bytes], path: Path) -> tuple[hashlib._H
     """Write `body` to a new file at `path` and fsync it; returns its MD5 and size."""
     digest = hashlib.md5()
     size = 0
-    fd = await asyncio.to_thread(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = await asyncio.to_thread(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     in_flight: asyncio.Task[None] | None = None
     buf, spare = bytearray(), bytearray()  # the loop fills one while a thread writes the other
 

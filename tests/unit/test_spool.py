@@ -47,6 +47,15 @@ async def test_spool_writes_every_byte_in_order(tmp_path: Path, size: int, sizes
     assert path.read_bytes() == data
 
 
+async def test_the_spool_file_gets_the_usual_mode(tmp_path: Path) -> None:
+    """The directory origin links the spool in as the object: it must be readable as any file
+    written by open() is (a web server may serve the origin directory)."""
+    await spool_body(chunks(b"abc", [3]), tmp_path / "mode.spool")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "mode.spool").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 async def test_a_failing_body_closes_the_file(tmp_path: Path) -> None:
     async def broken() -> AsyncIterator[bytes]:
         for _ in range(3):
