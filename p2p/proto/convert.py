@@ -13,11 +13,13 @@ from p2p.proto.values import (
     PieceReport,
     PreheatResult,
     PreheatSpec,
+    ProbeResult,
     Registration,
     ReportKind,
     SizeScope,
     TaskSpec,
     TaskStat,
+    TopologyEdge,
 )
 from p2p.types import ByteRange, HostID, PeerID, PieceInfo, SourceStat, TaskID
 
@@ -260,4 +262,56 @@ def preheat_result_from_pb(msg: pb.PreheatResponse) -> PreheatResult:
         content_length=msg.content_length,
         version=msg.version,
         seed_host_id=msg.seed_host_id,
+    )
+
+
+def probes_to_pb(host_id: HostID, probes: list[ProbeResult]) -> pb.ReportProbesRequest:
+    return pb.ReportProbesRequest(
+        host_id=host_id,
+        probes=[
+            pb.ProbeResult(
+                host_id=p.host_id,
+                rtt_ns=p.rtt_ns,
+                created_at_ns=p.created_at_ns,
+                success=p.success,
+                description=p.description,
+            )
+            for p in probes
+        ],
+    )
+
+
+def probes_from_pb(msg: pb.ReportProbesRequest) -> tuple[HostID, list[ProbeResult]]:
+    probes = [
+        ProbeResult(
+            host_id=HostID(p.host_id),
+            rtt_ns=p.rtt_ns,
+            created_at_ns=p.created_at_ns,
+            success=p.success,
+            description=p.description,
+        )
+        for p in msg.probes
+    ]
+    return HostID(msg.host_id), probes
+
+
+def edge_to_pb(edge: TopologyEdge) -> pb.TopologyEdge:
+    return pb.TopologyEdge(
+        src_host_id=edge.src_host_id,
+        dest_host_id=edge.dest_host_id,
+        average_rtt_ns=edge.average_rtt_ns,
+        probe_count=edge.probe_count,
+        created_at_ns=edge.created_at_ns,
+        updated_at_ns=edge.updated_at_ns,
+    )
+
+
+def edge_from_pb(msg: pb.TopologyEdge) -> TopologyEdge:
+    return TopologyEdge(
+        src_host_id=HostID(msg.src_host_id),
+        dest_host_id=HostID(msg.dest_host_id),
+        average_rtt_ns=msg.average_rtt_ns,
+        probe_count=msg.probe_count,
+        created_at_ns=msg.created_at_ns,
+        updated_at_ns=msg.updated_at_ns,
     )

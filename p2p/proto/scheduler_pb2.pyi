@@ -258,6 +258,68 @@ class TaskStat(_message.Message):
     back_to_source_peer_count: int
     def __init__(self, task_id: _Optional[str] = ..., state: _Optional[str] = ..., content_length: _Optional[int] = ..., total_piece_count: _Optional[int] = ..., peer_count: _Optional[int] = ..., back_to_source_peer_count: _Optional[int] = ...) -> None: ...
 
+class SyncProbesRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: Host
+    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ...) -> None: ...
+
+class SyncProbesResponse(_message.Message):
+    __slots__ = ("hosts",)
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedCompositeFieldContainer[Host]
+    def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
+
+class ProbeResult(_message.Message):
+    __slots__ = ("host_id", "rtt_ns", "created_at_ns", "success", "description")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    RTT_NS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    rtt_ns: int
+    created_at_ns: int
+    success: bool
+    description: str
+    def __init__(self, host_id: _Optional[str] = ..., rtt_ns: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., success: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ReportProbesRequest(_message.Message):
+    __slots__ = ("host_id", "probes")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    probes: _containers.RepeatedCompositeFieldContainer[ProbeResult]
+    def __init__(self, host_id: _Optional[str] = ..., probes: _Optional[_Iterable[_Union[ProbeResult, _Mapping]]] = ...) -> None: ...
+
+class StatTopologyRequest(_message.Message):
+    __slots__ = ("host_id",)
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    def __init__(self, host_id: _Optional[str] = ...) -> None: ...
+
+class TopologyEdge(_message.Message):
+    __slots__ = ("src_host_id", "dest_host_id", "average_rtt_ns", "probe_count", "created_at_ns", "updated_at_ns")
+    SRC_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    DEST_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_RTT_NS_FIELD_NUMBER: _ClassVar[int]
+    PROBE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    src_host_id: str
+    dest_host_id: str
+    average_rtt_ns: int
+    probe_count: int
+    created_at_ns: int
+    updated_at_ns: int
+    def __init__(self, src_host_id: _Optional[str] = ..., dest_host_id: _Optional[str] = ..., average_rtt_ns: _Optional[int] = ..., probe_count: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ...) -> None: ...
+
+class StatTopologyResponse(_message.Message):
+    __slots__ = ("edges",)
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    edges: _containers.RepeatedCompositeFieldContainer[TopologyEdge]
+    def __init__(self, edges: _Optional[_Iterable[_Union[TopologyEdge, _Mapping]]] = ...) -> None: ...
+
 class PreheatRequest(_message.Message):
     __slots__ = ("url", "range")
     URL_FIELD_NUMBER: _ClassVar[int]

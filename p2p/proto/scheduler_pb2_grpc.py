@@ -74,6 +74,21 @@ class SchedulerStub:
                 request_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
                 response_deserializer=p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.FromString,
                 _registered_method=True)
+        self.SyncProbes = channel.unary_unary(
+                '/dfly.p2p.v1.Scheduler/SyncProbes',
+                request_serializer=p2p_dot_proto_dot_scheduler__pb2.SyncProbesRequest.SerializeToString,
+                response_deserializer=p2p_dot_proto_dot_scheduler__pb2.SyncProbesResponse.FromString,
+                _registered_method=True)
+        self.ReportProbes = channel.unary_unary(
+                '/dfly.p2p.v1.Scheduler/ReportProbes',
+                request_serializer=p2p_dot_proto_dot_scheduler__pb2.ReportProbesRequest.SerializeToString,
+                response_deserializer=p2p_dot_proto_dot_scheduler__pb2.Empty.FromString,
+                _registered_method=True)
+        self.StatTopology = channel.unary_unary(
+                '/dfly.p2p.v1.Scheduler/StatTopology',
+                request_serializer=p2p_dot_proto_dot_scheduler__pb2.StatTopologyRequest.SerializeToString,
+                response_deserializer=p2p_dot_proto_dot_scheduler__pb2.StatTopologyResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -129,6 +144,28 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncProbes(self, request, context):
+        """Network topology: which hosts this host should probe now (least probed first).
+        UNIMPLEMENTED when the scheduler has network_topology.enable off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportProbes(self, request, context):
+        """Network topology: the RTTs this host measured (and the probes that failed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatTopology(self, request, context):
+        """Network topology: the edges this scheduler knows (all, or those from/to one host).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +208,21 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.Preheat,
                     request_deserializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.FromString,
                     response_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.SerializeToString,
+            ),
+            'SyncProbes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncProbes,
+                    request_deserializer=p2p_dot_proto_dot_scheduler__pb2.SyncProbesRequest.FromString,
+                    response_serializer=p2p_dot_proto_dot_scheduler__pb2.SyncProbesResponse.SerializeToString,
+            ),
+            'ReportProbes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProbes,
+                    request_deserializer=p2p_dot_proto_dot_scheduler__pb2.ReportProbesRequest.FromString,
+                    response_serializer=p2p_dot_proto_dot_scheduler__pb2.Empty.SerializeToString,
+            ),
+            'StatTopology': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatTopology,
+                    request_deserializer=p2p_dot_proto_dot_scheduler__pb2.StatTopologyRequest.FromString,
+                    response_serializer=p2p_dot_proto_dot_scheduler__pb2.StatTopologyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +441,87 @@ class Scheduler:
             '/dfly.p2p.v1.Scheduler/Preheat',
             p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
             p2p_dot_proto_dot_scheduler__pb2.PreheatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncProbes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dfly.p2p.v1.Scheduler/SyncProbes',
+            p2p_dot_proto_dot_scheduler__pb2.SyncProbesRequest.SerializeToString,
+            p2p_dot_proto_dot_scheduler__pb2.SyncProbesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProbes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dfly.p2p.v1.Scheduler/ReportProbes',
+            p2p_dot_proto_dot_scheduler__pb2.ReportProbesRequest.SerializeToString,
+            p2p_dot_proto_dot_scheduler__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatTopology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dfly.p2p.v1.Scheduler/StatTopology',
+            p2p_dot_proto_dot_scheduler__pb2.StatTopologyRequest.SerializeToString,
+            p2p_dot_proto_dot_scheduler__pb2.StatTopologyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -161,3 +161,26 @@ class PreheatResult:
     content_length: int
     version: str
     seed_host_id: str = ""  # the HostID of the seed peer holding it; empty from the seed itself
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe from a source host to `host_id`: an RTT, or a failure with its reason."""
+
+    host_id: HostID
+    rtt_ns: int
+    created_at_ns: int  # wall clock, ns since the epoch
+    success: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TopologyEdge:
+    """What a scheduler knows about the path src -> dest: the moving average of the last probes."""
+
+    src_host_id: HostID
+    dest_host_id: HostID
+    average_rtt_ns: int
+    probe_count: int
+    created_at_ns: int
+    updated_at_ns: int

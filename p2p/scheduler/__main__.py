@@ -25,6 +25,7 @@ from p2p.scheduler.preheat import Preheater
 from p2p.scheduler.records import RecordWriter
 from p2p.scheduler.server import start_server, stop_server
 from p2p.scheduler.service import SchedulerService
+from p2p.scheduler.topology import MemoryTopologyStore, NetworkTopology, TopologyStore
 
 log = logging.getLogger("p2p.scheduler")
 
@@ -35,10 +36,27 @@ def _write_ready(path: Path, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def _topology(config: SchedulerConfig) -> NetworkTopology | None:
+    nt = config.network_topology
+    if not nt.enable:
+        return None
+    store: TopologyStore
+    if config.database.redis.addrs:
+        from p2p.scheduler.topology_redis import RedisTopologyStore  # the redis package is optional
+
+        store = RedisTopologyStore.from_config(config.database.redis, nt.probe.queue_length)
+        log.info("network topology in Redis db %d", config.database.redis.network_topology_db)
+    else:
+        store = MemoryTopologyStore(nt.probe.queue_length)
+        log.info("network topology in memory (no database.redis.addrs)")
+    return NetworkTopology(nt, store)
+
+
 async def serve(config: SchedulerConfig, ready_file: Path | None) -> None:
     records = RecordWriter(config.records) if config.records.path else None
     trigger = DaemonTrigger()
-    service = SchedulerService(config, seeds=trigger, records=records)
+    topology = _topology(config)
+    service = SchedulerService(config, seeds=trigger, records=records, topology=topology)
     preheater = Preheater(service, trigger, timeout_s=config.manager.preheat_timeout_s)
     running = await start_server(service, config.server.listen, config.server.port, preheater=preheater)
     advertise = f"{config.server.advertise_ip or config.server.listen}:{config.server.advertise_port or running.port}"
@@ -53,14 +71,14 @@ async def serve(config: SchedulerConfig, ready_file: Path | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    gc = loop.create_task(service.run_gc())
+    jobs = [loop.create_task(service.run_gc())]
+    if topology is not None:
+        jobs.append(loop.create_task(topology.run()))
     link: ManagerLink | None = None
     if config.manager.address:  # the manager learns the advertised address, which daemons dial
         ip, _, port = advertise.rpartition(":")
         link = ManagerLink(config.manager, service, preheater, ip=ip, port=int(port))
-        jobs = [gc, loop.create_task(link.run())]
-    else:
-        jobs = [gc]
+        jobs.append(loop.create_task(link.run()))
     try:
         await stop.wait()
     finally:
@@ -73,6 +91,8 @@ async def serve(config: SchedulerConfig, ready_file: Path | None) -> None:
             await link.aclose()
         await stop_server(running)
         await service.aclose()
+        if topology is not None:
+            await topology.aclose()
         await trigger.aclose()
 
 

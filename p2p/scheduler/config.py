@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from pydantic import Field, SecretStr, model_validator
 
 from p2p.common.config import Section
 
 ENV_PREFIX = "DFLY_SCHEDULER"
+
+log = logging.getLogger(__name__)
 
 
 class ServerSection(Section):
@@ -65,6 +70,61 @@ class ManagerSection(Section):
     preheat_timeout_s: float = Field(default=1200, gt=0, description="one seed peer fetching one object")
 
 
+class RedisSection(Section):
+    """Redis, where several schedulers share data (network topology; the job queue DBs are reserved)."""
+
+    addrs: list[str] = Field(default_factory=list, description="host:port; empty = no Redis")
+    master_name: str = Field(default="", description="Sentinel master name; then `addrs` are sentinels")
+    username: str = ""
+    password: SecretStr | None = None
+    broker_db: int = Field(default=1, ge=0)
+    backend_db: int = Field(default=2, ge=0)
+    network_topology_db: int = Field(default=3, ge=0)
+
+
+class DatabaseSection(Section):
+    redis: RedisSection = RedisSection()
+
+
+class ProbeSection(Section):
+    queue_length: int = Field(default=5, ge=1, description="probes kept per edge for the moving average")
+    count: int = Field(default=5, ge=1, description="hosts handed to a prober per round")
+
+
+class NetworkTopologySection(Section):
+    """RTT probing between daemons, stored in memory or (with `database.redis.addrs`) in Redis."""
+
+    enable: bool = False
+    # Dragonfly snapshots the edges to a CSV for its trainer at this interval; we have no trainer, so
+    # it is how often this scheduler reloads every edge from the store (other schedulers' probes).
+    collect_interval_s: float = Field(default=60, gt=0)
+    probe: ProbeSection = ProbeSection()
+
+
+# Dragonfly's pre-v2.1 key names in a top-level `redis:` section -> ours.
+_LEGACY_REDIS_KEYS = {
+    "masterName": "master_name",
+    "brokerDB": "broker_db",
+    "backendDB": "backend_db",
+    "networkTopologyDB": "network_topology_db",
+}
+
+
+def _legacy_redis(old: Any) -> dict[str, Any]:
+    if not isinstance(old, dict):
+        raise ValueError("redis: must be a mapping")
+    new: dict[str, Any] = {}
+    for key, value in old.items():
+        name = _LEGACY_REDIS_KEYS.get(str(key), str(key))
+        if name not in ("host", "port", "db"):
+            new[name] = value
+    if "host" in old and "addrs" not in new:  # the oldest layout: one host and port
+        new["addrs"] = [f"{old['host']}:{old.get('port', 6379)}"]
+    if "db" in old:
+        log.warning("config: redis.db has no meaning for the scheduler (it uses database.redis.*_db); ignored")
+    return new
+
+
 class SchedulerConfig(Section):
     server: ServerSection = ServerSection()
     scheduling: SchedulingSection = SchedulingSection()
@@ -72,3 +132,20 @@ class SchedulerConfig(Section):
     records: RecordsSection = RecordsSection()
     manager: ManagerSection = ManagerSection()
     seed_peer_enable: bool = True
+    database: DatabaseSection = DatabaseSection()
+    network_topology: NetworkTopologySection = NetworkTopologySection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_legacy_redis(cls, data: Any) -> Any:
+        """Accept the old top-level `redis:` section (moved under `database:` in v2.1)."""
+        if not isinstance(data, dict) or "redis" not in data:
+            return data
+        data = dict(data)
+        moved = _legacy_redis(data.pop("redis"))
+        database = dict(data.get("database") or {})
+        # Keys set under database.redis win over the legacy section.
+        database["redis"] = moved | dict(database.get("redis") or {})
+        data["database"] = database
+        log.warning("config: the top-level `redis:` section is deprecated; move it to `database.redis:`")
+        return data

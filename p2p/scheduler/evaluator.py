@@ -1,18 +1,25 @@
 """Parent selection, pure: sample candidates -> filter -> score -> keep the best `limit`.
 
-Weights and rules follow Dragonfly v2.1's base evaluator. The limit is applied after filtering and
-scoring, never to the sample (which would drop good parents before they are looked at).
+Weights and rules follow Dragonfly v2.1's base evaluator. With network topology on, the scheduler
+passes an RTT lookup and the weights become Dragonfly's network-topology evaluator's (v2.1.31+), with
+a probe term keyed by the two HOST ids (Dragonfly looked it up by peer ids and never found it).
+The limit is applied after filtering and scoring, never to the sample (which would drop good
+parents before they are looked at).
 """
 
 from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from p2p.scheduler.fsm import PeerState
 from p2p.scheduler.state import Peer
-from p2p.types import PeerID
+from p2p.types import HostID, PeerID
+
+# (host a, host b) -> the average RTT between them in ns, None when never probed.
+RTTLookup = Callable[[HostID, HostID], int | None]
+PROBE_RTT_CEILING_NS = 1_000_000_000  # an RTT of 1 s or more scores 0
 
 MAX_LOCATION_ELEMENTS = 5
 BAD_NODE_MIN_SAMPLES = 30
@@ -92,14 +99,32 @@ def location_score(parent: Peer, child: Peer) -> float:
     return matched / MAX_LOCATION_ELEMENTS
 
 
-def evaluate(parent: Peer, child: Peer, total_piece_count: int) -> float:
+def probe_score(parent: Peer, child: Peer, rtt: RTTLookup) -> float:
+    """(1 s - average RTT) / 1 s between the two hosts; 0 without probes (and for 1 s or more)."""
+    avg = rtt(child.host.id, parent.host.id)
+    if avg is None:
+        return 0.0
+    return max(0.0, (PROBE_RTT_CEILING_NS - avg) / PROBE_RTT_CEILING_NS)
+
+
+def evaluate(parent: Peer, child: Peer, total_piece_count: int, rtt: RTTLookup | None = None) -> float:
+    if rtt is None:
+        return (
+            0.20 * piece_score(parent, child, total_piece_count)
+            + 0.20 * upload_success_score(parent)
+            + 0.15 * free_upload_score(parent)
+            + 0.15 * host_type_score(parent)
+            + 0.15 * idc_score(parent, child)
+            + 0.15 * location_score(parent, child)
+        )
     return (
         0.20 * piece_score(parent, child, total_piece_count)
         + 0.20 * upload_success_score(parent)
         + 0.15 * free_upload_score(parent)
-        + 0.15 * host_type_score(parent)
-        + 0.15 * idc_score(parent, child)
-        + 0.15 * location_score(parent, child)
+        + 0.12 * probe_score(parent, child, rtt)
+        + 0.11 * host_type_score(parent)
+        + 0.11 * idc_score(parent, child)
+        + 0.11 * location_score(parent, child)
     )
 
 
@@ -148,11 +173,12 @@ def find_candidate_parents(
     limit: int,
     sample_size: int,
     rng: random.Random,
+    rtt: RTTLookup | None = None,
 ) -> list[Peer]:
     """Best-first parents for `child`, at most `limit`, chosen from a random sample of the task's peers."""
     others = [p for p in child.task.peers.values() if p is not child]
     sample = rng.sample(others, min(sample_size, len(others)))
     survivors = [p for p in sample if can_serve(p, child, blocklist)]
     total = child.task.total_piece_count
-    survivors.sort(key=lambda p: evaluate(p, child, total), reverse=True)
+    survivors.sort(key=lambda p: evaluate(p, child, total, rtt), reverse=True)
     return survivors[:limit]

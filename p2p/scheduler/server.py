@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -103,6 +104,27 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         if self.preheater is None:
             raise FeatureDisabled("this scheduler has no preheat")
         return convert.preheat_result_to_pb(await self.preheater.preheat(convert.preheat_from_pb(request)))
+
+    async def _need_topology(self, context: aio.ServicerContext) -> None:
+        if self.service.topology is None:  # as Dragonfly: the feature is off, so is the RPC
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "network topology is disabled on this scheduler")
+
+    async def SyncProbes(self, request: pb.SyncProbesRequest, context: aio.ServicerContext) -> pb.SyncProbesResponse:
+        await self._need_topology(context)
+        hosts = await self.service.sync_probes(convert.host_from_pb(request.host))
+        return pb.SyncProbesResponse(hosts=[convert.host_to_pb(h) for h in hosts])
+
+    async def ReportProbes(self, request: pb.ReportProbesRequest, context: aio.ServicerContext) -> pb.Empty:
+        await self._need_topology(context)
+        await self.service.report_probes(*convert.probes_from_pb(request))
+        return pb.Empty()
+
+    async def StatTopology(
+        self, request: pb.StatTopologyRequest, context: aio.ServicerContext
+    ) -> pb.StatTopologyResponse:
+        await self._need_topology(context)
+        edges = await self.service.topology_edges(HostID(request.host_id) if request.host_id else None)
+        return pb.StatTopologyResponse(edges=[convert.edge_to_pb(e) for e in edges])
 
 
 @dataclass

@@ -22,17 +22,20 @@ from p2p.proto.values import (
     PeerPacket,
     PeerResult,
     PieceReport,
+    ProbeResult,
     Registration,
     ReportKind,
     SizeScope,
     TaskSpec,
     TaskStat,
+    TopologyEdge,
 )
 from p2p.scheduler import evaluator
 from p2p.scheduler.config import SchedulerConfig
 from p2p.scheduler.fsm import PeerEvent, PeerState, TaskEvent, TaskState
 from p2p.scheduler.records import RecordWriter
 from p2p.scheduler.state import Host, Peer, Resources, Task
+from p2p.scheduler.topology import NetworkTopology
 from p2p.types import HostID, PeerID, TaskID
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class SchedulerService:
         seeds: SeedTrigger | None = None,
         records: RecordWriter | None = None,
         rng: random.Random | None = None,
+        topology: NetworkTopology | None = None,
     ) -> None:
         self.config = config
         self.sched = config.scheduling
@@ -65,6 +69,9 @@ class SchedulerService:
         self._seeds = seeds
         self._records = records
         self._rng = rng or random.Random()
+        # None: network topology is off (SyncProbes answers UNIMPLEMENTED, scores have no probe term).
+        self.topology = topology
+        self._rtt = topology.rtt_ns if topology is not None else None
         self._jobs: set[asyncio.Task[None]] = set()
         self._scheduling: dict[PeerID, asyncio.Task[None]] = {}
         self._last_scheduled: dict[PeerID, float] = {}
@@ -104,6 +111,39 @@ class SchedulerService:
         for peer in list(host.peers.values()):
             self._leave(peer)
         self.res.hosts.pop(host_id, None)
+        self._forget_host(host_id)
+
+    def _forget_host(self, host_id: HostID) -> None:
+        if self.topology is not None:
+            self._spawn(self._delete_topology(host_id))
+
+    async def _delete_topology(self, host_id: HostID) -> None:
+        assert self.topology is not None
+        try:
+            await self.topology.delete_host(host_id)
+        except Exception as exc:  # the store is down: its edges stay until the host is seen again
+            log.warning("dropping the network topology of host %s failed: %s", host_id, exc)
+
+    # ---- network topology --------------------------------------------------------------------------
+
+    async def sync_probes(self, info: HostInfo) -> list[HostInfo]:
+        """The hosts `info` should probe now (the prober is a live host: it is announced, too)."""
+        assert self.topology is not None
+        self.announce_host(info)
+        hosts = [h.info for h in self.res.hosts.values()]
+        return await self.topology.find_probed_hosts(info.id, hosts)
+
+    async def report_probes(self, src: HostID, probes: list[ProbeResult]) -> None:
+        """Store the probes of known hosts (an unknown or departed one would leave edges nobody drops)."""
+        assert self.topology is not None
+        if src not in self.res.hosts:
+            log.info("probes from unknown host %s ignored", src)
+            return
+        await self.topology.enqueue(src, [p for p in probes if p.host_id in self.res.hosts and p.host_id != src])
+
+    async def topology_edges(self, host_id: HostID | None = None) -> list[TopologyEdge]:
+        assert self.topology is not None
+        return await self.topology.edges(host_id)
 
     # ---- registration ------------------------------------------------------------------------------
 
@@ -279,6 +319,7 @@ class SchedulerService:
             limit=self.sched.candidate_parent_limit if limit is None else limit,
             sample_size=self.sched.filter_parent_limit,
             rng=self._rng,
+            rtt=self._rtt,
         )
 
     def _top_up(self, peer: Peer) -> None:
@@ -293,7 +334,9 @@ class SchedulerService:
     def _send_parents(self, peer: Peer) -> None:
         self._last_scheduled[peer.id] = self.clock()
         ranked = sorted(
-            peer.parents, key=lambda p: evaluator.evaluate(p, peer, peer.task.total_piece_count), reverse=True
+            peer.parents,
+            key=lambda p: evaluator.evaluate(p, peer, peer.task.total_piece_count, self._rtt),
+            reverse=True,
         )
         parents = tuple(
             ParentInfo(
@@ -424,6 +467,7 @@ class SchedulerService:
         ]
         for host in idle:
             self.res.hosts.pop(host.id, None)
+            self._forget_host(host.id)
         return len(idle)
 
     async def run_gc(self) -> None:
