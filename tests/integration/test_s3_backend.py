@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -215,3 +216,17 @@ async def test_special_keys_roundtrip(s3: S3Backend, tmp_path: Path) -> None:
         assert b"".join(await read(s3, key, 0, len(key.encode()))) == key.encode()
     assert [o.key for o in (await s3.list_objects(B)).objects] == ["a+b c", "pct%2Fx", special]
     assert [o.key for o in (await s3.list_objects(B, prefix="测试编码文件", max_keys=1)).objects] == [special]
+
+
+async def test_head_runs_also_in_its_worker_thread(s3: S3Backend, tmp_path: Path) -> None:
+    """The cache's file check rides along in the HEAD's thread hop, also when the HEAD fails."""
+    await put(s3, tmp_path, "also", b"data")
+    seen: list[bool] = []
+
+    def also() -> None:
+        seen.append(threading.current_thread() is threading.main_thread())
+
+    assert (await s3.head_object(B, "also", also=also)).size == 4
+    with pytest.raises(NoSuchKey):
+        await s3.head_object(B, "missing", also=also)
+    assert seen == [False, False]
