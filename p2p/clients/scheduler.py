@@ -20,7 +20,17 @@ from p2p.errors import SchedulerUnavailable
 from p2p.proto import convert
 from p2p.proto import scheduler_pb2 as pb
 from p2p.proto import scheduler_pb2_grpc as pb_grpc
-from p2p.proto.values import HostInfo, PeerPacket, PeerResult, PieceReport, Registration, SizeScope, TaskStat
+from p2p.proto.values import (
+    HostInfo,
+    PeerPacket,
+    PeerResult,
+    PieceReport,
+    ProbeResult,
+    Registration,
+    SizeScope,
+    TaskStat,
+    TopologyEdge,
+)
 from p2p.types import HostID, PeerID, TaskID
 
 log = logging.getLogger(__name__)
@@ -208,6 +218,29 @@ class SchedulerClient:
         reply = await self._unary(address, stub.StatTask, pb.StatTaskRequest(task_id=task_id))
         assert isinstance(reply, pb.TaskStat)
         return convert.task_stat_from_pb(reply)
+
+    # ---- network topology: one scheduler per host (the ring picks it by host id) -------------------
+
+    def _stub_for_host(self, host_id: HostID, address: str | None) -> tuple[str, pb_grpc.SchedulerStub]:
+        if address is not None:
+            return address, self._stub(address)
+        return self._stub_for(TaskID(host_id))
+
+    async def sync_probes(self, host: HostInfo, *, address: str | None = None) -> tuple[str, list[HostInfo]]:
+        """The hosts to probe now, and the scheduler that chose them (report to the same one)."""
+        address, stub = self._stub_for_host(host.id, address)
+        reply = await self._unary(address, stub.SyncProbes, pb.SyncProbesRequest(host=convert.host_to_pb(host)))
+        assert isinstance(reply, pb.SyncProbesResponse)
+        return address, [convert.host_from_pb(h) for h in reply.hosts]
+
+    async def report_probes(self, address: str, host_id: HostID, probes: list[ProbeResult]) -> None:
+        await self._unary(address, self._stub(address).ReportProbes, convert.probes_to_pb(host_id, probes))
+
+    async def stat_topology(self, address: str, host_id: HostID | None = None) -> list[TopologyEdge]:
+        request = pb.StatTopologyRequest(host_id=host_id or "")
+        reply = await self._unary(address, self._stub(address).StatTopology, request)
+        assert isinstance(reply, pb.StatTopologyResponse)
+        return [convert.edge_from_pb(e) for e in reply.edges]
 
     async def aclose(self) -> None:
         for channel in self._channels.values():

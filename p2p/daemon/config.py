@@ -56,6 +56,18 @@ class RPCSection(Section):
     port: int = Field(default=65000, ge=0, le=65535, description="0 = any free port")
 
 
+class ProbeSection(Section):
+    interval_s: float = Field(default=20 * 60, gt=0, description="one probe round every this long")
+    timeout_s: float = Field(default=1.0, gt=0, description="one TCP connect to a host's upload port")
+
+
+class NetworkTopologySection(Section):
+    """Measure RTTs to the hosts the scheduler names (p2p/daemon/prober.py); the scheduler needs it on too."""
+
+    enable: bool = False
+    probe: ProbeSection = ProbeSection()
+
+
 class DaemonConfig(Section):
     name: str = "peer-0"
     seed: bool = False
@@ -65,3 +77,4 @@ class DaemonConfig(Section):
     upload: UploadSection = UploadSection()
     scheduler: SchedulerSection = SchedulerSection()
     rpc: RPCSection = RPCSection()
+    network_topology: NetworkTopologySection = NetworkTopologySection()

@@ -33,6 +33,7 @@ from p2p.daemon.config import DaemonConfig
 from p2p.daemon.discovery import ManagerLink
 from p2p.daemon.parents import ParentClient
 from p2p.daemon.preheat import preheat
+from p2p.daemon.prober import Prober
 from p2p.daemon.ratelimit import RateLimiter
 from p2p.daemon.tasks import TaskManager
 from p2p.daemon.taskstore import TaskStore
@@ -153,6 +154,9 @@ class P2PNode:
         self._announcer = Announcer(self.scheduler, self.host_info, self.config.scheduler.announce_interval_s)
         self._jobs.append(loop.create_task(self.scheduler.watch_health(), name="scheduler-health"))
         self._jobs.append(loop.create_task(self._announcer.run(), name="announcer"))
+        if self.config.network_topology.enable:
+            prober = Prober(self.scheduler, self.host_info, self.config.network_topology.probe)
+            self._jobs.append(loop.create_task(prober.run(), name="prober"))
         if self.manager is not None:
             self._jobs.append(loop.create_task(self.manager.run(self.scheduler, self.host_info), name="manager"))
 

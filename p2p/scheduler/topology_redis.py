@@ -140,7 +140,7 @@ class RedisTopologyStore:
         keys = await self._edge_keys(host)
         if not keys:
             return []
-        pairs = [k[len(EDGE_PREFIX):].split(":", 1) for k in keys]
+        pairs = [k[len(EDGE_PREFIX) :].split(":", 1) for k in keys]
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, (src, dest) in zip(keys, pairs, strict=True):
                 pipe.hgetall(key)
