@@ -21,7 +21,11 @@ _IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 def check_bucket(bucket: str) -> None:
     if not _BUCKET_RE.match(bucket) or ".." in bucket or _IPV4_RE.match(bucket):
-        raise InvalidBucketName(f"invalid bucket name {bucket!r}", bucket=bucket)
+        raise InvalidBucketName(
+            f"invalid bucket name {bucket!r}: use 3-63 lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit (S3's rules; `_` and capitals are not allowed)",
+            bucket=bucket,
+        )
 
 
 def key_bytes(key: str) -> bytes:
