@@ -188,12 +188,15 @@ class ManagerClient:
         *,
         tasks: list[dict[str, Any]] | None = None,
         peers: list[dict[str, Any]] | None = None,
+        topology: list[dict[str, Any]] | None = None,
     ) -> KeepAliveReply:
         body: dict[str, Any] = {}
         if tasks is not None:
             body["tasks"] = tasks[:1000]
         if peers is not None:
             body["peers"] = peers[:1000]
+        if topology is not None:
+            body["topology"] = topology[:1000]
         data = await self._call("POST", f"/api/v1/schedulers/{scheduler_id}/keepalive", body)
         jobs = tuple(
             PreheatRun(
@@ -309,6 +312,7 @@ class SchedulerDirectory:
 
 PreheatHandler = Callable[[PreheatRun], Awaitable[str]]
 SnapshotSource = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+TopologySource = Callable[[], list[dict[str, Any]]]  # network topology edges, as the keepalive's `topology`
 
 
 class SchedulerAgent:
@@ -325,6 +329,7 @@ class SchedulerAgent:
         self, client: ManagerClient, *, host_name: str, ip: str, port: int, scheduler_cluster_id: int = 1,
         idc: str = "", location: str = "", interval_s: float = 5.0, on_preheat: PreheatHandler | None = None,
         snapshot: SnapshotSource | None = None, initial_features: frozenset[str] = frozenset({"schedule", "preheat"}),
+        topology: TopologySource | None = None,
     ) -> None:
         self._client = client
         self._identity = {"host_name": host_name, "ip": ip, "port": port, "idc": idc, "location": location,
@@ -332,6 +337,7 @@ class SchedulerAgent:
         self._interval_s = interval_s
         self._on_preheat = on_preheat
         self._snapshot = snapshot
+        self._topology = topology
         self.features = initial_features
         self.scheduler_id: int | None = None
         self.registered = asyncio.Event()
@@ -361,8 +367,11 @@ class SchedulerAgent:
         if self.scheduler_id is None:
             return None
         tasks, peers = self._snapshot() if self._snapshot else (None, None)
+        topology = self._topology() if self._topology else None
         try:
-            reply = await self._client.keepalive_scheduler(self.scheduler_id, tasks=tasks, peers=peers)
+            reply = await self._client.keepalive_scheduler(
+                self.scheduler_id, tasks=tasks, peers=peers, topology=topology
+            )
         except ManagerRequestError as exc:
             if exc.status == 404:  # deleted in the manager: register again on the next run()
                 self.scheduler_id = None

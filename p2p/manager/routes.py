@@ -81,6 +81,10 @@ def build_routes(svc: Services) -> list[Route]:
         snap = await run(c.cluster_snapshot, x.id())
         return Reply(page=_slice(snap.peers, x))
 
+    async def cluster_topology(x: Call) -> Reply:
+        snap = await run(c.cluster_snapshot, x.id())
+        return Reply(page=_slice(snap.topology, x))
+
     # --- scheduler clusters / seed-peer clusters ------------------------------------------------
     async def create_sc(x: Call) -> Reply:
         return Reply(await run(c.create_scheduler_cluster, x.body), 201)
@@ -255,6 +259,9 @@ def build_routes(svc: Services) -> list[Route]:
               "cluster", paginated=True),
         Route("GET", f"{api}/clusters/{ID}/peers", cluster_peers, "Peers the cluster's schedulers reported",
               "cluster", paginated=True),
+        Route("GET", f"{api}/clusters/{ID}/topology", cluster_topology,
+              "Network topology edges (RTTs between hosts) the cluster's schedulers reported", "cluster",
+              paginated=True),
         *crud(f"{api}/scheduler-clusters", "scheduler cluster", (create_sc, update_sc, delete_sc, get_sc, list_sc),
               (s.SchedulerClusterCreate, s.SchedulerClusterUpdate)),
         *crud(f"{api}/seed-peer-clusters", "seed peer cluster",

@@ -180,11 +180,27 @@ class PeerSummary(Body):
     state: str = Field(default="", max_length=64)
 
 
+class EdgeSummary(Body):
+    """One network topology edge: RTTs the source host measured to the destination host."""
+
+    src_host_id: str = Field(max_length=255)
+    src_host_name: str = Field(default="", max_length=255)
+    src_address: str = Field(default="", max_length=128)  # ip:upload port
+    dest_host_id: str = Field(max_length=255)
+    dest_host_name: str = Field(default="", max_length=255)
+    dest_address: str = Field(default="", max_length=128)
+    average_rtt_ns: int = Field(default=0, ge=0)
+    probe_count: int = Field(default=0, ge=0)
+    updated_at_ns: int = Field(default=0, ge=0)
+
+
 class KeepAlive(Body):
-    """A keepalive; a scheduler may attach a bounded snapshot of its tasks and peers for the console."""
+    """A keepalive; a scheduler may attach a bounded snapshot of its tasks, peers and network topology
+    edges for the console."""
 
     tasks: list[TaskSummary] | None = Field(default=None, max_length=1000)
     peers: list[PeerSummary] | None = Field(default=None, max_length=1000)
+    topology: list[EdgeSummary] | None = Field(default=None, max_length=1000)
 
 
 # --- users and tokens ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -46,6 +46,7 @@ def get_or_404(session: Session, model: type[T], ident: int, what: str) -> T:
 class Snapshot:
     tasks: list[dict[str, Any]]
     peers: list[dict[str, Any]]
+    topology: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ClusterService:
@@ -298,9 +299,11 @@ class ClusterService:
             row.state, row.last_keepalive_at = "active", utcnow()
             session.flush()
             out = s.render_scheduler(row)
-        if body.tasks is not None or body.peers is not None:
+        if body.tasks is not None or body.peers is not None or body.topology is not None:
             snap = Snapshot(
-                [t.model_dump() for t in body.tasks or []], [p.model_dump() for p in body.peers or []]
+                [t.model_dump() for t in body.tasks or []],
+                [p.model_dump() for p in body.peers or []],
+                [e.model_dump() for e in body.topology or []],
             )
             with self._lock:
                 self._snapshots[ident] = snap
@@ -410,13 +413,15 @@ class ClusterService:
             ids = session.scalars(select(Scheduler.id).where(Scheduler.scheduler_cluster_id == cluster_id)).all()
         tasks: list[dict[str, Any]] = []
         peers: list[dict[str, Any]] = []
+        topology: list[dict[str, Any]] = []
         with self._lock:
             for ident in ids:
                 snap = self._snapshots.get(ident)
                 if snap is not None:
                     tasks.extend({**t, "scheduler_id": ident} for t in snap.tasks)
                     peers.extend({**p, "scheduler_id": ident} for p in snap.peers)
-        return Snapshot(tasks, peers)
+                    topology.extend({**e, "scheduler_id": ident} for e in snap.topology)
+        return Snapshot(tasks, peers, topology)
 
 
 def _cluster_score(cluster: SchedulerCluster, ip: str, idc: str, location: str) -> float:

@@ -51,6 +51,7 @@ class ManagerLink:
             interval_s=config.keepalive_interval_s,
             on_preheat=self._run_job,
             snapshot=self.snapshot,
+            topology=self.topology if service.topology is not None else None,
         )
         service.allows = self.agent.allows
 
@@ -92,6 +93,29 @@ class ManagerLink:
             for _, p in zip(range(SNAPSHOT_LIMIT), res.peers.values(), strict=False)
         ]
         return tasks, peers
+
+    def topology(self) -> list[dict[str, Any]]:
+        """Network topology edges for the console, with host names (ids are digests)."""
+        if self._service.topology is None:
+            return []
+        hosts = self._service.res.hosts
+        out = []
+        for _, e in zip(range(SNAPSHOT_LIMIT), self._service.topology.cached_edges(), strict=False):
+            src, dest = hosts.get(e.src_host_id), hosts.get(e.dest_host_id)
+            out.append(
+                {
+                    "src_host_id": e.src_host_id,
+                    "src_host_name": src.info.hostname[:255] if src else "",
+                    "src_address": f"{src.info.ip}:{src.info.download_port}" if src else "",
+                    "dest_host_id": e.dest_host_id,
+                    "dest_host_name": dest.info.hostname[:255] if dest else "",
+                    "dest_address": f"{dest.info.ip}:{dest.info.download_port}" if dest else "",
+                    "average_rtt_ns": e.average_rtt_ns,
+                    "probe_count": e.probe_count,
+                    "updated_at_ns": e.updated_at_ns,
+                }
+            )
+        return out
 
     async def aclose(self) -> None:
         await self._client.aclose()

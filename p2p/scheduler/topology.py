@@ -6,9 +6,9 @@ Daemons ask which hosts to probe (`find_probed_hosts`: the least-probed ones), m
 probes dominate. Storage sits behind `TopologyStore`: `MemoryTopologyStore` (one scheduler) or
 `RedisTopologyStore` (p2p/scheduler/topology_redis.py, shared by several schedulers).
 
-The evaluator scores synchronously, so `NetworkTopology` keeps the averages in memory: updated by
-every probe this scheduler stores, and reloaded from the store every `collect_interval_s` (probes that
-reached other schedulers through a shared Redis).
+The evaluator scores synchronously, so `NetworkTopology` keeps a copy of the edges in memory: updated
+by every probe this scheduler stores, and reloaded from the store every `collect_interval_s` (probes
+that reached other schedulers through a shared Redis). The manager keepalive snapshot reads it too.
 """
 
 from __future__ import annotations
@@ -136,12 +136,16 @@ class NetworkTopology:
         self.config = config
         self.store = store
         self._rng = rng or random.Random()
-        self._averages: dict[tuple[HostID, HostID], int] = {}
+        self._edges: dict[tuple[HostID, HostID], TopologyEdge] = {}
 
     def rtt_ns(self, a: HostID, b: HostID) -> int | None:
         """The average RTT between two hosts (measured from either side), None without probes."""
-        rtt = self._averages.get((a, b))
-        return rtt if rtt is not None else self._averages.get((b, a))
+        edge = self._edges.get((a, b)) or self._edges.get((b, a))
+        return edge.average_rtt_ns if edge is not None else None
+
+    def cached_edges(self) -> list[TopologyEdge]:
+        """The in-memory copy (as of the last probe or refresh), without a store round trip."""
+        return list(self._edges.values())
 
     async def find_probed_hosts(self, src: HostID, hosts: Sequence[HostInfo]) -> list[HostInfo]:
         """Up to `probe.count` hosts for `src` to probe, the least probed first; never `src` itself."""
@@ -162,22 +166,22 @@ class NetworkTopology:
                 log.info("probe failed src=%s dest=%s: %s", src, probe.host_id, probe.description)
                 continue
             edge = await self.store.enqueue(src, probe)
-            self._averages[(src, probe.host_id)] = edge.average_rtt_ns
+            self._edges[(src, probe.host_id)] = edge
             stored.append(edge)
         return stored
 
     async def delete_host(self, host: HostID) -> None:
-        for key in [k for k in self._averages if host in k]:
-            del self._averages[key]
+        for key in [k for k in self._edges if host in k]:
+            del self._edges[key]
         await self.store.delete_host(host)
 
     async def edges(self, host: HostID | None = None) -> list[TopologyEdge]:
         return await self.store.edges(host)
 
     async def refresh(self) -> None:
-        """Reload every edge's average from the store (probes other schedulers stored)."""
+        """Reload every edge from the store (probes other schedulers stored)."""
         edges = await self.store.edges()
-        self._averages = {(e.src_host_id, e.dest_host_id): e.average_rtt_ns for e in edges}
+        self._edges = {(e.src_host_id, e.dest_host_id): e for e in edges}
 
     async def run(self) -> None:
         """Runs until cancelled: refresh every `collect_interval_s`; a store outage is logged and retried."""

@@ -81,6 +81,13 @@ async def test_console_flows(page: Any, tmp_path: Path) -> None:
                  "state": "Succeeded"},
                 {"id": "peer-node-2", "task_id": "a0c3" * 16, "host_name": "node-2", "ip": "127.0.0.3",
                  "state": "Running"},
+            ], topology=[
+                {"src_host_id": "1f" * 32, "src_host_name": "node-1", "src_address": "127.0.0.2:65002",
+                 "dest_host_id": "2e" * 32, "dest_host_name": "node-2", "dest_address": "127.0.0.3:65002",
+                 "average_rtt_ns": 412_000, "probe_count": 5, "updated_at_ns": 1_767_225_600_000_000_000},
+                {"src_host_id": "2e" * 32, "src_host_name": "node-2", "src_address": "127.0.0.3:65002",
+                 "dest_host_id": "1f" * 32, "dest_host_name": "node-1", "dest_address": "127.0.0.2:65002",
+                 "average_rtt_ns": 1_730_000, "probe_count": 3, "updated_at_ns": 1_767_225_600_000_000_000},
             ])
 
             # Sign in: a wrong password is refused on the page, the right one lands on the clusters.
@@ -140,6 +147,8 @@ async def test_console_flows(page: Any, tmp_path: Path) -> None:
             await page.click("text=Tasks and peers")
             await page.wait_for_selector("[data-testid=tasks] tr:has-text('llama-3-8b')")
             await page.wait_for_selector("[data-testid=peers] tr:has-text('peer-node-2')")
+            await page.wait_for_selector("[data-testid=topology] tr:has-text('1.73 ms')")
+            assert "412 µs" in await page.inner_text("[data-testid=topology]")
             await shot(page, "cluster-tasks")
 
             # Tokens: created, shown once, copied, working, revoked.

@@ -2,7 +2,7 @@
 
 The scheduler ends up with an edge for every ordered pair of daemons, each with a positive RTT; with
 Redis configured the edges are in Redis in Dragonfly's key layout; a daemon that leaves takes its
-edges with it.
+edges with it; a scheduler linked to a manager reports the edges with its keepalive.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from redis.asyncio import Redis
@@ -25,6 +26,7 @@ from p2p.common.ids import host_id, local_hostname
 from p2p.proto.values import TopologyEdge
 from p2p.types import HostID
 from tests.cluster import fs_origin, start_daemon
+from tests.integration.manager_proc import Api, database_config, manager_process
 from tests.redis_server import require_redis
 
 pytestmark = [pytest.mark.cluster]
@@ -137,3 +139,51 @@ async def test_daemons_probe_each_other(tmp_path: Path, stack: ExitStack, backen
     log = (tmp_path / "scheduler" / "scheduler.log").read_text()
     assert f"network topology in {'Redis' if backend == 'redis' else 'memory'}" in log
     assert "Traceback" not in log
+
+
+async def test_edges_reach_the_manager_snapshot(tmp_path: Path, stack: ExitStack) -> None:
+    """The scheduler sends its edges with its keepalive; the manager serves them for the console."""
+    home = tmp_path / "manager"
+    home.mkdir()
+    db = stack.enter_context(database_config("sqlite", home))
+    mgr = stack.enter_context(manager_process(home, db))
+    scheduler = start_scheduler(
+        tmp_path,
+        {
+            "manager": {"address": mgr.url, "host_name": "sched-topology", "keepalive_interval_s": 0.3},
+            "network_topology": {"enable": True},
+        },
+    )
+    stack.callback(scheduler.stop)
+    address = scheduler.ready["address"]
+    daemon_extra = {
+        "daemon": {
+            "scheduler": {"addresses": [address], "health_interval_s": 0.2},
+            "network_topology": {"enable": True, "probe": {"interval_s": 0.3}},
+        }
+    }
+    origin = fs_origin(tmp_path)
+    daemons = [start_daemon(tmp_path, origin, extra=daemon_extra) for _ in range(2)]
+    for child in daemons:
+        stack.callback(child.stop)
+    hosts = {daemon_host_id(d) for d in daemons}
+    addresses = {d.ready["upload"].removeprefix("http://") for d in daemons}
+
+    async with aiohttp.ClientSession() as session:
+        api = Api(mgr.url, session)
+        await api.sign_in()
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            status, edges, _ = await api.call("GET", "/api/v1/clusters/1/topology")
+            assert status == 200, edges
+            if {(e["src_host_id"], e["dest_host_id"]) for e in edges} == {
+                (a, b) for a in hosts for b in hosts if a != b
+            }:
+                break
+            assert time.monotonic() < deadline, f"the manager's topology: {edges}"
+            await asyncio.sleep(0.2)
+    for edge in edges:
+        assert edge["average_rtt_ns"] > 0 and edge["probe_count"] >= 1
+        assert {edge["src_address"], edge["dest_address"]} == addresses
+        assert edge["src_host_name"] == local_hostname()
+        assert edge["updated_at_ns"] > 0

@@ -32,6 +32,7 @@ function bytes(n) {
   return `${i ? n.toFixed(1) : n} ${units[i]}`;
 }
 function when(ts) { return ts ? new Date(ts).toLocaleString() : "—"; }
+function rtt(ns) { return ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(0)} µs`; }
 function main() { return document.getElementById("main"); }
 
 function toast(text) {
@@ -283,8 +284,10 @@ async function viewClusterForm(seq, id) {
 
 async function viewClusterTasks(seq, id) {
   const render = async () => {
-    const [c, tasks, peers] = await Promise.all([
-      api("GET", `/clusters/${id}`), listAll(`/clusters/${id}/tasks`), listAll(`/clusters/${id}/peers`)]);
+    const [c, tasks, peers, edges] = await Promise.all([
+      api("GET", `/clusters/${id}`), listAll(`/clusters/${id}/tasks`), listAll(`/clusters/${id}/peers`),
+      listAll(`/clusters/${id}/topology`)]);
+    const hostCell = (name, addr, hid) => h("span", { title: hid }, `${name} ${addr}`.trim() || hid.slice(0, 12));
     paint(seq,
       h("h1", {}, c.name),
       h("div", { class: "tabs" }, h("a", { href: `#/clusters/${id}` }, "Overview"),
@@ -304,7 +307,15 @@ async function viewClusterTasks(seq, id) {
         { title: "Task", cell: (p) => h("span", { class: "mono" }, p.task_id) },
         { title: "Host", cell: (p) => `${p.host_name} ${p.ip}`.trim() || "—" },
         { title: "State", cell: (p) => badge(p.state || "unknown") },
-      ], peers, "No peers reported.", "peers"));
+      ], peers, "No peers reported.", "peers"),
+      h("h2", {}, `Network topology (${edges.length})`),
+      table([
+        { title: "From", cell: (e) => hostCell(e.src_host_name, e.src_address, e.src_host_id) },
+        { title: "To", cell: (e) => hostCell(e.dest_host_name, e.dest_address, e.dest_host_id) },
+        { title: "Average RTT", cell: (e) => rtt(e.average_rtt_ns) },
+        { title: "Probes", cell: (e) => e.probe_count },
+        { title: "Updated", cell: (e) => when(e.updated_at_ns / 1e6) },
+      ], edges, "No probes reported (network topology is off, or no daemon probed yet).", "topology"));
   };
   await render();
   every(seq, render);
