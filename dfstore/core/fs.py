@@ -245,15 +245,14 @@ class FilesystemBackend:
     # ---- head / read ---------------------------------------------------------------------
 
     async def head_object(self, bucket: str, key: str, *, also: Callable[[], None] | None = None) -> ObjectMeta:
-        if also is None:
-            return await asyncio.to_thread(self._head, bucket, key)
         return await asyncio.to_thread(self._head_also, bucket, key, also)
 
-    def _head_also(self, bucket: str, key: str, also: Callable[[], None]) -> ObjectMeta:
+    def _head_also(self, bucket: str, key: str, also: Callable[[], None] | None) -> ObjectMeta:
         try:
             return self._head(bucket, key)
         finally:
-            also()  # in the same hop (see Backend.head_object)
+            if also is not None:
+                also()  # in the same hop (see Backend.head_object)
 
     def _stat(self, loc: _Loc, *, walked: bool = False) -> os.stat_result:
         """`walked`: the key came from a listing walk, which follows no symlinks: skip those checks."""
@@ -317,26 +316,20 @@ class FilesystemBackend:
         # Sidecars are only ever replaced (new inode), so a stat tells whether the parsed copy we
         # keep is still the file's content: one syscall instead of open, read, close and a parse.
         path = str(loc.meta)
+        cached = self._sidecars.get(path)
         try:
             side = os.stat(path)
-        except OSError:
-            return None
-        ident = (side.st_ino, side.st_size, side.st_mtime_ns)
-        cached = self._sidecars.get(path)
-        if cached is not None and cached[0] == ident:
-            record = cached[1]
-        else:
-            try:
+            if cached is not None and cached[0] == (side.st_ino, side.st_size, side.st_mtime_ns):
+                record = cached[1]
+            else:
                 with open(path, encoding="utf-8") as f:
                     side = os.fstat(f.fileno())  # what we parse, should it be replaced meanwhile
                     record = json.load(f)
-            except (OSError, ValueError):
-                return None
-            if not isinstance(record, dict):
-                return None
-            if len(self._sidecars) >= LOC_CACHE:
-                self._sidecars.clear()
-            self._sidecars[path] = ((side.st_ino, side.st_size, side.st_mtime_ns), record)
+                if len(self._sidecars) >= LOC_CACHE:
+                    self._sidecars.clear()
+                self._sidecars[path] = ((side.st_ino, side.st_size, side.st_mtime_ns), record)
+        except (OSError, ValueError):
+            return None
         if record.get("key") != loc.key or record.get("size") != st.st_size:
             return None
         if record.get("mtime_ns") != st.st_mtime_ns:
