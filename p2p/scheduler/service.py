@@ -7,14 +7,15 @@ seed trigger runs in a task this service owns and cancels on `aclose()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol
 
 from p2p.clients.hashring import HashRing
-from p2p.errors import FeatureDisabled, TaskNotFound
+from p2p.errors import FeatureDisabled, P2PError, StorageError, TaskNotFound
 from p2p.proto.values import (
     Code,
     HostInfo,
@@ -45,6 +46,19 @@ TOP_UP_INTERVAL_S = 0.5
 PARENT_GONE_CODES = frozenset(
     {Code.CONNECTION_ERROR, Code.PIECE_NOT_FOUND}
 )  # how often a peer with fewer parents than the limit is offered more
+
+
+@contextlib.contextmanager
+def _topology_store() -> Iterator[None]:
+    """A store outage (Redis down) is one warning line and StorageError for the caller, not a traceback
+    per probe round of every daemon. (Not UNAVAILABLE: daemons would take the scheduler off their ring.)"""
+    try:
+        yield
+    except P2PError:
+        raise
+    except Exception as exc:
+        log.warning("network topology store failed: %s", exc)
+        raise StorageError(f"network topology store failed: {exc}") from exc
 
 
 class SeedTrigger(Protocol):
@@ -131,7 +145,8 @@ class SchedulerService:
         assert self.topology is not None
         self.announce_host(info)
         hosts = [h.info for h in self.res.hosts.values()]
-        return await self.topology.find_probed_hosts(info.id, hosts)
+        with _topology_store():
+            return await self.topology.find_probed_hosts(info.id, hosts)
 
     async def report_probes(self, src: HostID, probes: list[ProbeResult]) -> None:
         """Store the probes of known hosts (an unknown or departed one would leave edges nobody drops)."""
@@ -139,11 +154,14 @@ class SchedulerService:
         if src not in self.res.hosts:
             log.info("probes from unknown host %s ignored", src)
             return
-        await self.topology.enqueue(src, [p for p in probes if p.host_id in self.res.hosts and p.host_id != src])
+        known = [p for p in probes if p.host_id in self.res.hosts and p.host_id != src]
+        with _topology_store():
+            await self.topology.enqueue(src, known)
 
     async def topology_edges(self, host_id: HostID | None = None) -> list[TopologyEdge]:
         assert self.topology is not None
-        return await self.topology.edges(host_id)
+        with _topology_store():
+            return await self.topology.edges(host_id)
 
     # ---- registration ------------------------------------------------------------------------------
 

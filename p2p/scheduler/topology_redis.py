@@ -30,6 +30,8 @@ EDGE_PREFIX = "scheduler:network-topology:"
 PROBES_PREFIX = "scheduler:probes:"
 COUNT_PREFIX = "scheduler:probed-count:"
 SCAN_BATCH = 500
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 5.0
 
 
 def edge_key(src: str, dest: str) -> str:
@@ -68,6 +70,8 @@ def redis_client(config: RedisSection, db: int) -> Redis:
     """A client for one DB: through Sentinel when `master_name` is set, else the first address."""
     try:
         from redis.asyncio import Redis, Sentinel
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
     except ImportError as exc:  # an optional dependency
         raise RuntimeError("database.redis is configured but the `redis` package is missing") from exc
     if not config.addrs:
@@ -78,10 +82,19 @@ def redis_client(config: RedisSection, db: int) -> Redis:
     for addr in config.addrs:
         name, _, port = addr.rpartition(":")
         nodes.append((name, int(port)) if name else (addr, 6379))
+    # A few quick retries: an RPC waiting on a Redis that is down should fail in about a second.
+    options: dict[str, Any] = {
+        "db": db,
+        "username": username,
+        "password": password,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+    }
     if config.master_name:
         sentinel = Sentinel(nodes, sentinel_kwargs={"username": username, "password": password})
-        return sentinel.master_for(config.master_name, db=db, username=username, password=password)
-    return Redis(host=nodes[0][0], port=nodes[0][1], db=db, username=username, password=password)
+        return sentinel.master_for(config.master_name, **options)
+    return Redis(host=nodes[0][0], port=nodes[0][1], **options)
 
 
 class RedisTopologyStore:

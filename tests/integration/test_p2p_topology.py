@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import yaml
+from grpc import aio
 from redis.asyncio import Redis
 
 from dfly.procs import Child, spawn
 from p2p.clients.scheduler import SchedulerClient
 from p2p.common.ids import host_id, local_hostname
+from p2p.proto import scheduler_pb2 as pb
+from p2p.proto import scheduler_pb2_grpc as pb_grpc
 from p2p.proto.values import TopologyEdge
 from p2p.types import HostID
 from tests.cluster import fs_origin, start_daemon
@@ -187,3 +191,20 @@ async def test_edges_reach_the_manager_snapshot(tmp_path: Path, stack: ExitStack
         assert {edge["src_address"], edge["dest_address"]} == addresses
         assert edge["src_host_name"] == local_hostname()
         assert edge["updated_at_ns"] > 0
+
+
+async def test_topology_rpcs_are_unimplemented_when_off(tmp_path: Path, stack: ExitStack) -> None:
+    scheduler = start_scheduler(tmp_path, {})
+    stack.callback(scheduler.stop)
+    address = scheduler.ready["address"]
+    async with aio.insecure_channel(address) as channel:
+        stub = pb_grpc.SchedulerStub(channel)
+        for call, request in (
+            (stub.SyncProbes, pb.SyncProbesRequest()),
+            (stub.ReportProbes, pb.ReportProbesRequest()),
+            (stub.StatTopology, pb.StatTopologyRequest()),
+        ):
+            with pytest.raises(aio.AioRpcError) as err:
+                await call(request, timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "network topology is disabled" in (err.value.details() or "")

@@ -3,6 +3,7 @@ the probe term of the evaluator, and the `database` config section (new and lega
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from pathlib import Path
@@ -11,11 +12,13 @@ import pytest
 import yaml
 
 from p2p.common.config import ConfigError, load_config
+from p2p.errors import StorageError
 from p2p.proto.values import HostInfo, ProbeResult
 from p2p.scheduler import evaluator
-from p2p.scheduler.config import NetworkTopologySection, ProbeSection, SchedulerConfig
+from p2p.scheduler.config import NetworkTopologySection, ProbeSection, RedisSection, SchedulerConfig
+from p2p.scheduler.service import SchedulerService
 from p2p.scheduler.topology import MemoryTopologyStore, NetworkTopology, moving_average
-from p2p.scheduler.topology_redis import parse_rfc3339nano, rfc3339nano
+from p2p.scheduler.topology_redis import RedisTopologyStore, parse_rfc3339nano, rfc3339nano
 from p2p.types import HostID
 from tests.unit.test_scheduler_evaluator import World, bts, running
 
@@ -122,6 +125,40 @@ def test_probe_score_is_keyed_by_host_not_peer() -> None:
     assert evaluator.probe_score(parent, child, lambda a, b: by_peer.get((a, b))) == 0.0
     # 1 s or more: 0, never negative.
     assert evaluator.probe_score(parent, child, lambda a, b: 2_000 * MS) == 0.0
+
+
+async def test_service_stores_known_hosts_only_and_gc_drops_edges() -> None:
+    svc = SchedulerService(SchedulerConfig(), topology=topology(), rng=random.Random(0))
+    try:
+        for name in ("a", "b"):
+            svc.announce_host(host(name))
+        assert [h.id for h in await svc.sync_probes(host("a"))] == ["b"]  # never itself
+        await svc.report_probes(HostID("a"), [probe("b", MS), probe("ghost", MS), probe("a", MS)])
+        await svc.report_probes(HostID("stranger"), [probe("b", MS)])
+        assert [(e.src_host_id, e.dest_host_id) for e in await svc.topology_edges()] == [("a", "b")]
+        assert svc.gc_hosts() == 2  # idle normal hosts go, and their edges with them
+        await asyncio.gather(*svc._jobs)
+        assert await svc.topology_edges() == []
+        assert svc.topology is not None and svc.topology.rtt_ns(HostID("a"), HostID("b")) is None
+    finally:
+        await svc.aclose()
+
+
+async def test_a_store_outage_is_a_storage_error() -> None:
+    # A real Redis client at a port nobody listens on.
+    store = RedisTopologyStore.from_config(RedisSection(addrs=["127.0.0.1:1"]), queue_length=5)
+    nt = NetworkTopology(NetworkTopologySection(enable=True), store)
+    svc = SchedulerService(SchedulerConfig(), topology=nt)
+    try:
+        svc.announce_host(host("a"))
+        svc.announce_host(host("b"))
+        with pytest.raises(StorageError, match="network topology store"):
+            await svc.report_probes(HostID("a"), [probe("b", MS)])
+        with pytest.raises(StorageError):
+            await svc.topology_edges()
+    finally:
+        await svc.aclose()
+        await nt.aclose()
 
 
 def test_rfc3339nano_round_trip() -> None:
