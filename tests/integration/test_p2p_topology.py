@@ -119,7 +119,7 @@ async def test_daemons_probe_each_other(tmp_path: Path, stack: ExitStack, backen
                 probes = await redis.lrange(f"scheduler:probes:{src}:{dest}", 0, -1)
                 assert 1 <= len(probes) <= 3
                 assert all(json.loads(p)["rtt"] > 0 and json.loads(p)["host"]["id"] == dest for p in probes)
-                assert int(await redis.get(f"scheduler:probed-count:{dest}")) >= 2
+                assert int(await redis.get(f"scheduler:probed-count:{dest}") or 0) >= 2
 
         # A daemon that stops leaves its host: every edge from or to it goes.
         gone = daemon_host_id(daemons[0])

@@ -16,6 +16,11 @@ from p2p.scheduler.topology_redis import RedisTopologyStore, parse_rfc3339nano, 
 from p2p.types import HostID
 from tests.redis_server import require_redis
 
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 MS = 1_000_000
 T0 = 1_700_000_000_000_000_000
 
@@ -47,14 +52,15 @@ async def test_keys_queue_and_average_in_dragonfly_layout(store: tuple[RedisTopo
         assert edge.average_rtt_ns == moving_average(kept)
         assert (edge.created_at_ns, edge.updated_at_ns) == (T0, T0 + 3)
 
-        fields = await raw.hgetall(f"scheduler:network-topology:{src}:{dest}")
-        assert int(fields[b"averageRTT"]) == moving_average(kept)
-        assert parse_rfc3339nano(fields[b"createdAt"].decode()) == T0
-        assert parse_rfc3339nano(fields[b"updatedAt"].decode()) == T0 + 3
+        raw_fields = await raw.hgetall(f"scheduler:network-topology:{src}:{dest}")
+        fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+        assert int(fields["averageRTT"]) == moving_average(kept)
+        assert parse_rfc3339nano(fields["createdAt"]) == T0
+        assert parse_rfc3339nano(fields["updatedAt"]) == T0 + 3
         items = [json.loads(x) for x in await raw.lrange(f"scheduler:probes:{src}:{dest}", 0, -1)]
         assert [x["rtt"] for x in items] == kept
         assert all(x["host"]["id"] == dest for x in items)
-        assert int(await raw.get(f"scheduler:probed-count:{dest}")) == 4
+        assert int(await raw.get(f"scheduler:probed-count:{dest}") or 0) == 4
 
         assert [p.rtt_ns for p in await s.probes(src, dest)] == kept
         assert await s.probed_counts([dest, hid()]) == [4, 0]
