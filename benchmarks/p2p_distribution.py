@@ -1,7 +1,7 @@
 """Distribute one object to N hosts at once, P2P against everyone reading the origin directly.
 
     sudo .venv/bin/python benchmarks/p2p_distribution.py [--hosts 8] [--size-mib 256]
-        [--origin-mbps 25] [--link-mbps 50] [--skip-baseline]
+        [--origin-mbps 25] [--link-mbps 50] [--skip-baseline] [--trace]
 
 Needs root (Linux network namespaces). Every host is its own namespace with a veth link into a
 bridge namespace; `tc tbf` caps each direction of a host's link at L (--link-mbps, MB = 10^6 bytes)
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -278,6 +279,58 @@ def wait_records(path: Path, count: int, timeout_s: float = 10.0) -> None:
         time.sleep(0.2)
 
 
+# --trace: run a component with one logger at debug (the rest stays at info: botocore's debug
+# output alone would cost a good part of a CPU).
+TRACED = (
+    "import logging, sys; logging.getLogger({logger!r}).setLevel(logging.DEBUG); import {main} as m; sys.exit(m.main())"
+)
+# The conductor's per-piece debug line, and its parent packets.
+PIECE_LINE = re.compile(r"^(\S+ \S+) DEBUG p2p\.daemon\.conductor: task_id=\w+ piece=(\d+) from=(\S+) cost_ms=(\d+)")
+PARENTS_LINE = re.compile(r"^(\S+ \S+) DEBUG p2p\.daemon\.conductor: task_id=\w+ parents \[(.*)\]")
+
+
+def log_time(stamp: str) -> float:
+    """Wall-clock seconds of a log line's `%(asctime)s` (local time, milliseconds after the comma)."""
+    whole, _, ms = stamp.partition(",")
+    return time.mktime(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + int(ms or 0) / 1000
+
+
+def trace_report(work: Path, names: list[str], addresses: dict[str, str], t0: float) -> None:
+    """Per host, from the daemons' debug logs (times in s after the clients started): first parents,
+    first piece, when 25/50/75/100 % of the pieces were in, where they came from (host: pieces,
+    mean ms per piece) and pieces per second."""
+    by_ip = {ip: name for name, ip in addresses.items()}
+
+    def who(peer: str) -> str:
+        return "origin" if peer == "origin" else by_ip.get(peer.split("-", 1)[0], peer[:12])
+
+    print("          trace (s after start): first parents, first piece, 25/50/75/100 % of pieces")
+    for name in names:
+        pieces: list[tuple[float, str, int]] = []
+        first_parents = None
+        for line in (work / name / "daemon.log").read_text().splitlines():
+            if (m := PIECE_LINE.match(line)) and log_time(m[1]) >= t0 - 1:
+                pieces.append((log_time(m[1]) - t0, who(m[3]), int(m[4])))
+            elif (m := PARENTS_LINE.match(line)) and first_parents is None and log_time(m[1]) >= t0 - 1:
+                first_parents = log_time(m[1]) - t0
+        if not pieces:
+            print(f"          {name:5s} no pieces traced")
+            continue
+        pieces.sort()
+        n = len(pieces)
+        marks = " ".join(f"{pieces[max(0, -(-n * q // 4) - 1)][0]:5.1f}" for q in (1, 2, 3, 4))
+        sources: dict[str, list[int]] = {}
+        for _, src, cost in pieces:
+            sources.setdefault(src, []).append(cost)
+        origin = ", ".join(f"{s}: {len(c)} ({sum(c) / len(c):.0f} ms)" for s, c in sorted(sources.items()))
+        per_s = [0] * (int(pieces[-1][0]) + 1)
+        for at, _, _ in pieces:
+            per_s[max(0, int(at))] += 1
+        parents = f"{first_parents:5.2f}" if first_parents is not None else "  -  "
+        print(f"          {name:5s} {parents} {pieces[0][0]:5.2f} | {marks} | {origin}")
+        print(f"                per s: {' '.join(str(c) for c in per_s)}")
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest rank: with 8 hosts, p99 is the slowest one."""
     rank = max(1, -(-len(sorted_values) * q // 100))
@@ -309,6 +362,9 @@ def main() -> int:
         help="the scheduler's seed_upload_limit: children the seed serves at once (about L/B; Dragonfly: 300)",
     )
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy logs and records here")
+    parser.add_argument(
+        "--trace", action="store_true", help="daemons log every piece; print a per-host timeline of the P2P phase"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.exit(2, "error: needs root for network namespaces\n")
@@ -364,8 +420,11 @@ def main() -> int:
                 net.ns(name),
                 [
                     sys.executable,
-                    "-m",
-                    "dfly",
+                    *(
+                        ["-c", TRACED.format(logger="p2p.daemon.conductor", main="dfly.cli")]
+                        if args.trace
+                        else ["-m", "dfly"]
+                    ),
                     "daemon",
                     "--config",
                     str(cfg),
@@ -397,8 +456,11 @@ def main() -> int:
             net.ns("ctl"),
             [
                 sys.executable,
-                "-m",
-                "p2p.scheduler",
+                *(
+                    ["-c", TRACED.format(logger="p2p.scheduler", main="p2p.scheduler.__main__")]
+                    if args.trace
+                    else ["-m", "p2p.scheduler"]
+                ),
                 "--config",
                 str(sched_cfg),
                 "--ready-file",
@@ -409,6 +471,7 @@ def main() -> int:
         )
         time.sleep(3)  # health checks (1 s) and host announcements
         before, cpu_before, wall_before = net.tx_bytes("origin"), procs.cpu_seconds(), time.monotonic()
+        started_at = time.time()
         times = fetch_all(net, hosts, addresses, "p2p.bin", digests["p2p.bin"], size)
         row = report("p2p", times, net.tx_bytes("origin") - before, size)
         # Results reach the scheduler just after the last piece; the records show who served whom.
@@ -422,6 +485,8 @@ def main() -> int:
         row["eta"] = ideal / row["p50_s"]
         print(f"          eta = max(F/B, F/L) / p50 = {ideal:.1f} / {row['p50_s']:.1f} = {row['eta']:.2f}")
         results["p2p"] = row
+        if args.trace:
+            trace_report(work, ["seed", *hosts], addresses, started_at)
         print(json.dumps(results))
     finally:
         procs.stop()

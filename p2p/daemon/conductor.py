@@ -259,6 +259,14 @@ class Conductor:
                 raise
             cost_ms = (time.monotonic() - started) * 1000
             dispatcher.finished(job, cost_ms)
+            # One line per piece (debug): the benchmark's --trace builds its timeline from these.
+            log.debug(
+                "task_id=%s piece=%d from=%s cost_ms=%.0f",
+                self._task.task_id,
+                job.number,
+                job.parent.peer_id if job.parent is not None else "origin",
+                cost_ms,
+            )
             await self._send(
                 PieceReport(
                     kind=ReportKind.PIECE,
