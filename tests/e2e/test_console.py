@@ -1,13 +1,15 @@
 """Console flows in headless Chromium (Debian `chromium`, driven by Playwright), with screenshots.
 
 Skipped when Chromium or Playwright is absent, unless CI=true, where they must be there.
-Screenshots of each page are written to docs/console/ (checked into the repository).
+Screenshots of each page go to a temp dir, so a test run leaves the work tree clean; with
+DFLY_UPDATE_SCREENSHOTS=1 they replace the ones checked into docs/console/.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,11 @@ from p2p.clients.manager import ManagerClient
 from tests.integration.manager_proc import ROOT_PASSWORD, Api, database_config, manager_process
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "console"
+    if os.environ.get("DFLY_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "dfly-console-screenshots"
+)
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -57,6 +63,7 @@ async def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.wait_for_timeout(150)  # let the last paint settle
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert (SHOTS / f"{name}.png").stat().st_size > 1000, f"empty screenshot of {name}"
 
 
 async def test_console_flows(page: Any, tmp_path: Path) -> None:
