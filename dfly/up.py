@@ -103,6 +103,7 @@ def scheduler_config(home: Path, manager_url: str) -> dict[str, Any]:
         "server": {"listen": "127.0.0.1", "port": port_or_free(8002)},
         "records": {"path": str(home / "scheduler" / "records.jsonl")},
         "manager": {"address": manager_url},
+        "network_topology": {"enable": True},  # daemons probe each other; parents are scored by RTT
     }
 
 
@@ -126,6 +127,7 @@ def node_config(
             "upload": {"port": port("upload")},
             "rpc": {"port": port("rpc")},
             "scheduler": {"addresses": schedulers, "manager": manager_url},
+            "network_topology": {"enable": True},
         },
         "dfstore": {"port": port("dfstore"), "origin": origin, "replica_peers": seeds},
         "gateway": {"enable": not seed, "port": port("s3")},
