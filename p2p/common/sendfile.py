@@ -67,8 +67,9 @@ async def send_regions(
     `write_eof()` after. Errors from `regions` propagate: after `prepare()` the caller can only abort
     the connection. The regions iterator is closed on return. With a `limiter`, bytes go out in
     1 MiB slices, each after `await limiter.acquire(size)`. A region that carries its open `file`
-    is sent from it (no open/close); the others are opened by path. A region that carries its `data`
-(a small object) is written from memory.
+    is sent from it (no open/close); the others are opened by path. A region that carries its
+    `data` (a small object) is written from memory, in one write with the headers of a
+    `BodyResponse`.
     """
     loop = asyncio.get_running_loop()
     use_sendfile = not (NOSENDFILE or response.chunked or response.compression)
