@@ -82,6 +82,7 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
             quota_bytes=config.daemon.storage.quota_bytes,
             ttl_s=config.daemon.storage.ttl_s,
             gc_interval_s=config.daemon.storage.gc_interval_s,
+            open_files=config.daemon.storage.open_files,
         )
         await store.start()
         stack.push_async_callback(store.close)

@@ -21,6 +21,7 @@ class StorageSection(Section):
     quota_bytes: int = Field(default=0, ge=0, description="GC least recently used tasks above this; 0 = off")
     ttl_s: float = Field(default=6 * 3600, ge=0, description="GC tasks unused this long; 0 = off")
     gc_interval_s: float = Field(default=60, gt=0)
+    open_files: int = Field(default=256, ge=1, description="completed tasks' data files kept open for reads")
 
 
 class DownloadSection(Section):
