@@ -213,7 +213,7 @@ class TaskStore:
         if expected is not None and digest != expected:
             return None
         with self._io_lock:
-            fd = os.open(self.data_path, os.O_WRONLY)
+            fd = self._open_private_sync()
             try:
                 if self._file_key is not None and _file_key(os.fstat(fd)) != self._file_key:
                     self._trusted.clear()  # changed behind our back: re-verify everything
@@ -224,6 +224,19 @@ class TaskStore:
             finally:
                 os.close(fd)
         return digest
+
+    def _open_private_sync(self) -> int:
+        """The data file for writing, never shared: an imported PUT may be hard-linked to the origin's
+        object, and writing a piece in place would change that object too. Such a file is copied first
+        (the inode changes, so every piece is verified again before it is served)."""
+        fd = os.open(self.data_path, os.O_WRONLY)
+        if os.fstat(fd).st_nlink == 1:
+            return fd
+        os.close(fd)
+        tmp = self.data_path.with_name(self.data_path.name + ".private")
+        shutil.copyfile(self.data_path, tmp)
+        os.replace(tmp, self.data_path)
+        return os.open(self.data_path, os.O_WRONLY)
 
     async def copy_pieces_from(self, src: Path, pieces: list[PieceInfo]) -> None:
         """Fill missing pieces from a file of the same content whose piece digests we already know."""
@@ -243,7 +256,7 @@ class TaskStore:
     def _copy_sync(self, src: Path, pieces: list[PieceInfo]) -> None:
         with self._io_lock:
             src_fd = os.open(src, os.O_RDONLY)
-            dst_fd = os.open(self.data_path, os.O_WRONLY)
+            dst_fd = self._open_private_sync()
             try:
                 for p in pieces:
                     done = 0

@@ -266,6 +266,31 @@ async def test_adopt_links_digests_and_serves(tmp_path: Path) -> None:
     await store2.close()
 
 
+async def test_refetched_piece_never_writes_into_a_linked_file(tmp_path: Path) -> None:
+    """An adopted PUT shares its inode with the origin's object: repairing a piece copies the data file
+    first, so the origin's file is never written by the cache."""
+    store = await new_store(tmp_path / "store")
+    data = blob(3 * PS)
+    origin_file = tmp_path / "origin-object"
+    origin_file.write_bytes(data)
+    task = await store.adopt(tid("lnk"), url="u", content_length=len(data), piece_size=PS, content_type="t",
+                             path=origin_file)
+    assert os.stat(origin_file).st_nlink == 2
+    with open(origin_file, "r+b") as f:  # the shared bytes go bad in place
+        f.seek(PS)
+        f.write(b"\0" * 16)
+    damaged = origin_file.read_bytes()
+    with pytest.raises(PieceDigestMismatch):
+        await task.verified_region(1)
+    assert not task.has_piece(1)
+    await task.write_piece(1, data[PS : 2 * PS])
+    assert origin_file.read_bytes() == damaged  # untouched by the repair
+    assert os.stat(task.data_path).st_nlink == 1
+    assert task.data_path.read_bytes() == data
+    assert (await task.verified_region(0)).length == PS
+    await store.close()
+
+
 async def test_adopt_fills_a_task_being_downloaded(tmp_path: Path) -> None:
     store = await new_store(tmp_path / "store")
     data = blob(3 * PS)
