@@ -53,7 +53,7 @@ DFSTORE_PORT, UPLOAD_PORT, RPC_PORT, SCHEDULER_PORT, ORIGIN_PORT = 65004, 65002,
 CLIENT = r"""
 import http.client, json, sys, time, xxhash
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-start = time.monotonic()
+start, started_at = time.monotonic(), time.time()
 conn = http.client.HTTPConnection(host, port, timeout=600)
 conn.request("GET", path)
 resp = conn.getresponse()
@@ -62,7 +62,7 @@ while chunk := resp.read(1 << 20):
     digest.update(chunk)
     size += len(chunk)
 print(json.dumps({"status": resp.status, "bytes": size, "xxh3_128": digest.hexdigest(),
-                  "seconds": time.monotonic() - start}))
+                  "seconds": time.monotonic() - start, "started_at": started_at}))
 """
 
 
@@ -238,7 +238,16 @@ def daemon_config(
     return path
 
 
-def fetch_all(net: Net, hosts: list[str], addresses: dict[str, str], key: str, expected: str, size: int) -> list[float]:
+def fetch_all(
+    net: Net,
+    hosts: list[str],
+    addresses: dict[str, str],
+    key: str,
+    expected: str,
+    size: int,
+    spans: dict[str, tuple[float, float]] | None = None,
+) -> list[float]:
+    """Completion times, sorted; `spans` (if given) gets each host's wall-clock (start, end)."""
     procs = {
         h: subprocess.Popen(
             [
@@ -268,6 +277,8 @@ def fetch_all(net: Net, hosts: list[str], addresses: dict[str, str], key: str, e
         if (result["status"], result["bytes"], result["xxh3_128"]) != (200, size, expected):
             raise RuntimeError(f"{h} got {result}, expected {size} bytes with xxh3_128 {expected}")
         times.append(result["seconds"])
+        if spans is not None:
+            spans[h] = (result["started_at"], result["started_at"] + result["seconds"])
     return sorted(times)
 
 
@@ -295,24 +306,29 @@ def log_time(stamp: str) -> float:
     return time.mktime(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + int(ms or 0) / 1000
 
 
-def trace_report(work: Path, names: list[str], addresses: dict[str, str], t0: float) -> None:
-    """Per host, from the daemons' debug logs (times in s after the clients started): first parents,
-    first piece, when 25/50/75/100 % of the pieces were in, where they came from (host: pieces,
-    mean ms per piece) and pieces per second."""
+def trace_report(
+    work: Path, names: list[str], addresses: dict[str, str], spans: dict[str, tuple[float, float]]
+) -> None:
+    """Per host, from the daemons' debug logs (times in s after the first client started): first
+    parents, first piece, when 25/50/75/100 % of the pieces were in, the client's start and end,
+    where the pieces came from (host: pieces, mean ms per piece) and pieces per second."""
     by_ip = {ip: name for name, ip in addresses.items()}
+    t0 = min(start for start, _ in spans.values())
 
     def who(peer: str) -> str:
         return "origin" if peer == "origin" else by_ip.get(peer.split("-", 1)[0], peer[:12])
 
-    print("          trace (s after start): first parents, first piece, 25/50/75/100 % of pieces")
+    print("          trace (s after start): first parents, first piece | 25/50/75/100 % of pieces | client")
     for name in names:
         pieces: list[tuple[float, str, int]] = []
-        first_parents = None
+        first_parents, busy = None, 0
         for line in (work / name / "daemon.log").read_text().splitlines():
             if (m := PIECE_LINE.match(line)) and log_time(m[1]) >= t0 - 1:
                 pieces.append((log_time(m[1]) - t0, who(m[3]), int(m[4])))
             elif (m := PARENTS_LINE.match(line)) and first_parents is None and log_time(m[1]) >= t0 - 1:
                 first_parents = log_time(m[1]) - t0
+            elif line.endswith(" busy") and "p2p.daemon.conductor" in line:
+                busy += 1
         if not pieces:
             print(f"          {name:5s} no pieces traced")
             continue
@@ -327,8 +343,10 @@ def trace_report(work: Path, names: list[str], addresses: dict[str, str], t0: fl
         for at, _, _ in pieces:
             per_s[max(0, int(at))] += 1
         parents = f"{first_parents:5.2f}" if first_parents is not None else "  -  "
-        print(f"          {name:5s} {parents} {pieces[0][0]:5.2f} | {marks} | {origin}")
-        print(f"                per s: {' '.join(str(c) for c in per_s)}")
+        span = spans.get(name)
+        client = f"{span[0] - t0:4.1f}-{span[1] - t0:4.1f}" if span else "    -    "
+        print(f"          {name:5s} {parents} {pieces[0][0]:5.2f} | {marks} | {client} | {origin}")
+        print(f"                per s: {' '.join(str(c) for c in per_s)}; parent busy (503) {busy} times")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -471,8 +489,8 @@ def main() -> int:
         )
         time.sleep(3)  # health checks (1 s) and host announcements
         before, cpu_before, wall_before = net.tx_bytes("origin"), procs.cpu_seconds(), time.monotonic()
-        started_at = time.time()
-        times = fetch_all(net, hosts, addresses, "p2p.bin", digests["p2p.bin"], size)
+        spans: dict[str, tuple[float, float]] = {}
+        times = fetch_all(net, hosts, addresses, "p2p.bin", digests["p2p.bin"], size, spans)
         row = report("p2p", times, net.tx_bytes("origin") - before, size)
         # Results reach the scheduler just after the last piece; the records show who served whom.
         wait_records(work / "records.jsonl", len(hosts) + 1)
@@ -486,7 +504,7 @@ def main() -> int:
         print(f"          eta = max(F/B, F/L) / p50 = {ideal:.1f} / {row['p50_s']:.1f} = {row['eta']:.2f}")
         results["p2p"] = row
         if args.trace:
-            trace_report(work, ["seed", *hosts], addresses, started_at)
+            trace_report(work, ["seed", *hosts], addresses, spans)
         print(json.dumps(results))
     finally:
         procs.stop()

@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 SOURCE_ATTEMPTS = 3
 BUSY_BACKOFF_S = 0.05
 FOLLOW_DRAIN_S = 2.0
+# Fetches in flight from one parent. More only split that parent's upload link into slower flows:
+# every piece then takes longer to arrive, and each hop of the pipeline behind the seed lags more.
+# Two hide the gap between one piece's end and the next request.
+PARENT_FETCHES = 2
 
 
 class Conductor:
@@ -60,6 +64,10 @@ class Conductor:
         self._task: TaskStore = task
         self._address: str | None = None
         self._follower: asyncio.Task[None] | None = None
+        # Piece reports go out from one sender task, so a worker never waits on the report stream
+        # before its next fetch (one write in flight per call; at most one report per piece queued).
+        self._outbox: asyncio.Queue[PieceReport | None] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
 
     # ---- entry -------------------------------------------------------------------------------
 
@@ -67,7 +75,14 @@ class Conductor:
         self._task = task
         present = {n for n in range(task.piece_count) if task.has_piece(n)}
         workers = self.node.config.download.parent_concurrency
-        dispatcher = self._dispatcher = Dispatcher(task.piece_count, present, workers=workers, rng=random.Random())
+        dispatcher = self._dispatcher = Dispatcher(
+            task.piece_count,
+            present,
+            workers=workers,
+            rng=random.Random(),
+            per_parent=PARENT_FETCHES,
+            source_workers=self.node.config.download.source_concurrency,
+        )
         if dispatcher.complete:
             return
         address = self.node.scheduler.pick(task.task_id) if self.node.scheduler is not None else None
@@ -107,6 +122,7 @@ class Conductor:
         # The packet reader runs until the scheduler ends the stream (after our END report): cancelling
         # a pending read would cancel the whole call, and the reports with it.
         self._follower = asyncio.get_running_loop().create_task(self._follow(self._stream, dispatcher, reg))
+        self._sender = asyncio.get_running_loop().create_task(self._send_queued())
         watch = asyncio.get_running_loop().create_task(self._watch(dispatcher))
         try:
             await self._work(dispatcher)
@@ -210,6 +226,15 @@ class Conductor:
         if not dispatcher.parents and self._stream is None:
             dispatcher.to_source()
 
+    async def _send_queued(self) -> None:
+        while (report := await self._outbox.get()) is not None:
+            await self._send(report)
+
+    def _post(self, report: PieceReport) -> None:
+        """Queue a report for the sender task (sent directly when there is none: no scheduler)."""
+        if self._sender is not None and not self._sender.done():
+            self._outbox.put_nowait(report)
+
     async def _send(self, report: PieceReport) -> None:
         if self._stream is None:
             return
@@ -239,9 +264,11 @@ class Conductor:
             try:
                 piece = await (self._from_parent(job) if job.parent is not None else self._from_source(job))
             except (ParentError, PieceDigestMismatch) as exc:
-                dispatcher.failed(job)
+                busy = isinstance(exc, ParentError) and exc.busy
+                dispatcher.failed(job, busy=busy)
                 assert job.parent is not None
-                if isinstance(exc, ParentError) and exc.busy:
+                if busy:
+                    log.debug("task_id=%s piece=%d parent %s busy", self._task.task_id, job.number, job.parent.peer_id)
                     await asyncio.sleep(BUSY_BACKOFF_S)
                     continue
                 code = exc.code if isinstance(exc, ParentError) else Code.DIGEST_MISMATCH
@@ -267,7 +294,7 @@ class Conductor:
                 job.parent.peer_id if job.parent is not None else "origin",
                 cost_ms,
             )
-            await self._send(
+            self._post(
                 PieceReport(
                     kind=ReportKind.PIECE,
                     task_id=self._task.task_id,
@@ -330,6 +357,10 @@ class Conductor:
         if scheduler is None or address is None:
             return
         task = self._task
+        if self._sender is not None:
+            self._outbox.put_nowait(None)  # the queued piece reports go out before END
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         await self._send(PieceReport(kind=ReportKind.END, task_id=task.task_id, peer_id=self.peer_id))
         if self._stream is not None:
             await self._stream.close()
@@ -354,6 +385,9 @@ class Conductor:
             await scheduler.report_result(address, result)
 
     async def _shutdown(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)

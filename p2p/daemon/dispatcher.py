@@ -4,6 +4,11 @@ It knows the task's missing pieces, the pieces each parent has (learned from the
 lists while they are still downloading), the pieces in flight and a per-parent score (mean cost,
 lower is better; a failure counts as a slow piece). Workers call `next()` and get either a piece from
 a parent or, once the download switched to the origin, a piece to read from the origin.
+
+Parents are tried least busy first (fewest of our fetches in flight there, then the best score), so
+the workers spread over the parents instead of all queueing at the one with the best score: a parent
+that every child likes (the most advanced one) would otherwise carry every child's fetches on its one
+upload link while the others idle.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class ParentState:
     pieces: dict[int, PieceInfo] = field(default_factory=dict)
     score_ms: float = 0.0
     done: bool = False
+    in_flight: int = 0  # our fetches from this parent now
 
     @property
     def peer_id(self) -> PeerID:
@@ -47,8 +53,21 @@ class Job:
 
 
 class Dispatcher:
-    def __init__(self, piece_count: int, present: set[int], *, workers: int, rng: random.Random | None = None):
+    def __init__(
+        self,
+        piece_count: int,
+        present: set[int],
+        *,
+        workers: int,
+        rng: random.Random | None = None,
+        per_parent: int = 0,
+        source_workers: int = 0,
+    ):
+        """`per_parent` > 0 caps our fetches in flight from one parent; `source_workers` > 0 caps the
+        origin reads in flight once the download went to the origin."""
         self.piece_count = piece_count
+        self.per_parent = per_parent
+        self.source_workers = source_workers
         self.present = set(present)
         self.in_flight: set[int] = set()
         self.parents: dict[PeerID, ParentState] = {}
@@ -103,13 +122,17 @@ class Dispatcher:
         self.in_flight.discard(job.number)
         self.present.add(job.number)
         if job.parent is not None:
+            job.parent.in_flight -= 1
             job.parent.score_ms = (job.parent.score_ms + cost_ms) / 2
         self._notify()
 
-    def failed(self, job: Job) -> None:
+    def failed(self, job: Job, *, busy: bool = False) -> None:
+        """The job did not deliver; `busy`: the parent had no free upload slot, which is no fault."""
         self.in_flight.discard(job.number)
         if job.parent is not None:
-            job.parent.score_ms = (job.parent.score_ms + FAILURE_COST_MS) / 2
+            job.parent.in_flight -= 1
+            if not busy:
+                job.parent.score_ms = (job.parent.score_ms + FAILURE_COST_MS) / 2
         self._notify()
 
     # ---- choosing ----------------------------------------------------------------------------
@@ -126,21 +149,22 @@ class Dispatcher:
         if not missing:
             return None
         if self.mode is Mode.SOURCE:
+            if self.source_workers and len(self.in_flight) >= self.source_workers:
+                return None
             return Job(number=missing[0], parent=None)
         parents = list(self.parents.values())
         if self._rng.random() < RANDOM_RATIO:
             self._rng.shuffle(parents)
         else:
-            parents.sort(key=lambda s: s.score_ms)
-        fetchable = [n for n in missing if any(n in s.pieces for s in parents)][: self._window]
-        if not fetchable:
-            return None
-        # A seed's upload is the scarce link: take from it only what no other parent has yet.
-        from_peers = [n for n in fetchable if any(n in s.pieces for s in parents if not s.info.seed)]
-        number = self._rng.choice(from_peers or fetchable)
-        having = [s for s in parents if number in s.pieces]
-        parent = next((s for s in having if not s.info.seed), having[0])
-        return Job(number=number, parent=parent)
+            parents.sort(key=lambda s: (s.in_flight, s.score_ms))
+        for state in parents:
+            if self.per_parent and state.in_flight >= self.per_parent:
+                continue
+            # A random one of the first pieces this parent can give, so children spread out.
+            offered = [n for n in missing if n in state.pieces][: self._window]
+            if offered:
+                return Job(number=self._rng.choice(offered), parent=state)
+        return None
 
     async def next(self) -> Job | None:
         """The next job, waiting until one is possible; None once every piece is present."""
@@ -148,6 +172,8 @@ class Dispatcher:
             job = self._pick()
             if job is not None:
                 self.in_flight.add(job.number)
+                if job.parent is not None:
+                    job.parent.in_flight += 1
                 return job
             self._changed.clear()
             await self._changed.wait()

@@ -78,3 +78,33 @@ async def test_failures_make_a_parent_less_preferred() -> None:
         picks.append(job.parent)
         d.finished(job, 1)
     assert picks.count(failed) <= 4  # only the random 10 % pick it
+
+
+async def test_fetches_spread_over_parents_and_respect_the_per_parent_cap() -> None:
+    d = Dispatcher(8, present=set(), workers=4, rng=random.Random(0), per_parent=1)
+    (a, b), _ = d.set_parents((parent("a"), parent("b")))
+    d.update_pieces(a, pieces(*range(8)), done=True)
+    d.update_pieces(b, pieces(*range(8)), done=True)
+    first, second = await d.next(), await d.next()
+    assert first is not None and second is not None
+    assert first.parent is not None and second.parent is not None
+    assert {first.parent.peer_id, second.parent.peer_id} == {a.peer_id, b.peer_id}  # least busy first
+    waiter = asyncio.ensure_future(d.next())  # both parents are at their cap
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    d.failed(first, busy=True)  # a busy parent frees its slot and keeps its score
+    third = await asyncio.wait_for(waiter, 1)
+    assert third is not None and third.parent is first.parent and first.parent.score_ms == 0
+
+
+async def test_source_reads_in_flight_are_capped() -> None:
+    d = Dispatcher(8, present=set(), workers=4, rng=random.Random(0), source_workers=2)
+    d.to_source()
+    jobs = [await d.next(), await d.next()]
+    waiter = asyncio.ensure_future(d.next())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    assert jobs[0] is not None
+    d.finished(jobs[0], 1)
+    job = await asyncio.wait_for(waiter, 1)
+    assert job is not None and job.number == 2
