@@ -24,7 +24,6 @@ from p2p.types import PeerID, PieceInfo
 
 FAILURE_COST_MS = 60_000.0
 RANDOM_RATIO = 0.1  # sometimes ignore scores so a slow-looking parent gets another chance
-WINDOW_FACTOR = 2  # pick among the first (workers x this) fetchable pieces, so children spread out
 
 
 class Mode(enum.Enum):
@@ -73,7 +72,6 @@ class Dispatcher:
         self.parents: dict[PeerID, ParentState] = {}
         self.blocked: set[PeerID] = set()
         self.mode = Mode.WAITING
-        self._window = max(1, workers * WINDOW_FACTOR)
         self._rng = rng or random.Random()
         self._changed = asyncio.Event()
         self.last_progress = time.monotonic()
@@ -160,10 +158,12 @@ class Dispatcher:
         for state in parents:
             if self.per_parent and state.in_flight >= self.per_parent:
                 continue
-            # A random one of the first pieces this parent can give, so children spread out.
-            offered = [n for n in missing if n in state.pieces][: self._window]
-            if offered:
-                return Job(number=self._rng.choice(offered), parent=state)
+            # The lowest piece this parent can give. A random pick among the first few left some
+            # pieces behind for seconds, and fetching those after the seed is done lengthened the tail
+            # at every hop; readers also read in order.
+            number = next((n for n in missing if n in state.pieces), None)
+            if number is not None:
+                return Job(number=number, parent=state)
         return None
 
     async def next(self) -> Job | None:
