@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from p2p.types import PeerID, PieceInfo
 
 FAILURE_COST_MS = 60_000.0
 RANDOM_RATIO = 0.1  # sometimes ignore scores so a slow-looking parent gets another chance
+# From a seed, a random one of its first few pieces that no other parent has: when many children share
+# the seed they fetch different pieces and trade them, instead of all pulling the same one from it.
+SEED_WINDOW = 8
 
 
 class Mode(enum.Enum):
@@ -158,13 +162,24 @@ class Dispatcher:
         for state in parents:
             if self.per_parent and state.in_flight >= self.per_parent:
                 continue
-            # The lowest piece this parent can give. A random pick among the first few left some
-            # pieces behind for seconds, and fetching those after the seed is done lengthened the tail
-            # at every hop; readers also read in order.
-            number = next((n for n in missing if n in state.pieces), None)
-            if number is not None:
-                return Job(number=number, parent=state)
+            offered = (n for n in missing if n in state.pieces and not self._spare_seed(state, n, parents))
+            if not state.info.seed:
+                # The lowest piece: a random pick among the first few left some pieces behind for
+                # seconds, fetched only after the seed was done, which lengthened the tail at every hop.
+                number = next(offered, None)
+                if number is not None:
+                    return Job(number=number, parent=state)
+                continue
+            window = list(itertools.islice(offered, SEED_WINDOW))
+            if window:
+                return Job(number=self._rng.choice(window), parent=state)
         return None
+
+    @staticmethod
+    def _spare_seed(state: ParentState, number: int, parents: list[ParentState]) -> bool:
+        """A seed's upload is the scarce link (every child may have it as a parent): take from it
+        only the pieces no other parent has yet."""
+        return state.info.seed and any(number in s.pieces for s in parents if not s.info.seed)
 
     async def next(self) -> Job | None:
         """The next job, waiting until one is possible; None once every piece is present."""

@@ -108,3 +108,15 @@ async def test_source_reads_in_flight_are_capped() -> None:
     d.finished(jobs[0], 1)
     job = await asyncio.wait_for(waiter, 1)
     assert job is not None and job.number == 2
+
+
+async def test_a_seed_gives_only_what_no_other_parent_has_and_peers_go_lowest_first() -> None:
+    d = Dispatcher(6, present=set(), workers=4, rng=random.Random(0), per_parent=1)
+    seed = ParentInfo(peer_id=PeerID("s"), host_id=HostID("s"), ip="127.0.0.1", download_port=1, seed=True)
+    (s, a), _ = d.set_parents((seed, parent("a")))
+    d.update_pieces(s, pieces(*range(6)), done=True)
+    d.update_pieces(a, pieces(3, 1), done=False)
+    jobs = [await d.next(), await d.next()]
+    numbers: dict[str, int] = {j.parent.peer_id: j.number for j in jobs if j is not None and j.parent is not None}
+    assert numbers["a"] == 1  # the lowest piece the peer has
+    assert numbers["s"] not in (1, 3)  # the peer has those: the seed's link is spared
