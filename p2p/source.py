@@ -39,3 +39,22 @@ class SourceRouter:
 
     def read(self, url: str, offset: int, length: int) -> AsyncIterator[bytes]:
         return self.for_url(url).read(url, offset, length)
+
+    async def read_into(self, url: str, offset: int, into: memoryview | bytearray) -> None:
+        """Fill `into` with exactly len(into) bytes from `offset`; SourceError on a short or long read."""
+        length = len(into)
+        pos = 0
+        stream = self.read(url, offset, length)
+        try:
+            async for chunk in stream:
+                end = pos + len(chunk)
+                if end > length:
+                    raise SourceError(f"origin sent more than the {length} bytes asked for")
+                into[pos:end] = chunk
+                pos = end
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if pos != length:
+            raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")

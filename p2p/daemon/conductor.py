@@ -333,21 +333,8 @@ class Conductor:
         return await task.write_piece(job.number, data)
 
     async def _read_source(self, offset: int, length: int) -> bytearray:
-        buf, pos = bytearray(length), 0
-        stream = self.node.sources.read(self.url, offset, length)
-        try:
-            async for chunk in stream:
-                end = pos + len(chunk)
-                if end > length:
-                    raise SourceError(f"origin sent more than the {length} bytes asked for")
-                buf[pos:end] = chunk
-                pos = end
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if pos != length:
-            raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")
+        buf = bytearray(length)
+        await self.node.sources.read_into(self.url, offset, buf)
         return buf
 
     # ---- the end -------------------------------------------------------------------------------

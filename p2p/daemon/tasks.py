@@ -122,7 +122,7 @@ class BackToSource:
     async def _read_piece(self, offset: int, into: memoryview) -> None:
         for attempt in range(1, self._attempts + 1):
             try:
-                return await self._read_once(offset, into)
+                return await self._sources.read_into(self._url, offset, into)
             except SourceNotFound:
                 raise
             except SourceError as exc:
@@ -131,23 +131,6 @@ class BackToSource:
                 log.info("origin read at %d failed (%s); retrying", offset, exc.message)
                 await asyncio.sleep(self._retry_delay_s * attempt)
 
-    async def _read_once(self, offset: int, into: memoryview) -> None:
-        length = len(into)
-        pos = 0
-        stream = self._sources.read(self._url, offset, length)
-        try:
-            async for chunk in stream:
-                end = pos + len(chunk)
-                if end > length:
-                    raise SourceError(f"origin sent more than the {length} bytes asked for")
-                into[pos:end] = chunk
-                pos = end
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if pos != length:
-            raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")
 
 
 class TaskReader:
