@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,16 +34,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reference import nginx  # benchmarks/reference.py (scripts run from this folder)
+
 from dfly.procs import Child, spawn
 
 MiB = 1024 * 1024
 BUCKET = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_object(path: Path, size: int) -> None:
@@ -79,55 +74,6 @@ def daemon(workdir: Path, origin: Path, name: str) -> Iterator[Child]:
         yield child
     finally:
         child.stop()
-
-
-@contextmanager
-def nginx(workdir: Path, root: Path) -> Iterator[str]:
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx_bin):
-        sys.exit("nginx is not installed (Debian: apt-get install -y nginx)")
-    prefix = workdir / "nginx"
-    prefix.mkdir()
-    port = free_port()
-    temps = " ".join(
-        f"{kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    # Started as root, nginx would drop its worker to `nobody`, which cannot read a 0700 temp dir.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    (prefix / "nginx.conf").write_text(
-        f"""{user}worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    default_type application/octet-stream;
-    {temps}
-    server {{ listen 127.0.0.1:{port}; root {root}; }}
-}}
-"""
-    )
-    proc = subprocess.Popen(
-        [nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"nginx did not start: {(prefix / 'error.log').read_text(errors='replace')}")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def curl(method: str, url: str, *args: str) -> str:
@@ -178,7 +124,7 @@ def throughput(workdir: Path, size: int, rounds: int, small_requests: int) -> No
         dfstore = child.ready["dfstore"]
         create_bucket(dfstore)
         write_object(origin / BUCKET / "obj.bin", size)
-        with nginx(workdir, origin / BUCKET) as nginx_url:
+        with nginx(workdir, origin / BUCKET) as (nginx_url, _):
             df_url, ng_url = f"{dfstore}/buckets/{BUCKET}/objects/obj.bin", f"{nginx_url}/obj.bin"
             warm = timed_get(df_url, size)  # back-to-source: fills the piece cache
             timed_get(ng_url, size)  # nginx's file into the page cache

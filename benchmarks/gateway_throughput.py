@@ -25,7 +25,6 @@ import argparse
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,18 +40,14 @@ from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reference import nginx  # benchmarks/reference.py (scripts run from this folder)
+
 from dfly.procs import Child, spawn
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 BUCKET = "bench"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_object(path: Path, size: int) -> None:
@@ -111,54 +106,6 @@ def gateway(workdir: Path, origin: Path, access_key: str, secret_key: str) -> It
         yield child
     finally:
         child.stop()
-
-
-@contextmanager
-def nginx(workdir: Path, root: Path) -> Iterator[tuple[str, list[int]]]:
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx_bin):
-        sys.exit("nginx is not installed (Debian: apt-get install -y nginx)")
-    prefix = workdir / "nginx"
-    prefix.mkdir()
-    port = free_port()
-    temps = " ".join(
-        f"{kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (prefix / "nginx.conf").write_text(
-        f"""worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    default_type application/octet-stream;
-    {temps}
-    server {{ listen 127.0.0.1:{port}; root {root}; }}
-}}
-"""
-    )
-    proc = subprocess.Popen(
-        [nginx_bin, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"nginx did not start: {(prefix / 'error.log').read_text(errors='replace')}")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", [proc.pid, *children_of(proc.pid)]
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def curl_get(url: str, size: int) -> float:
@@ -225,7 +172,8 @@ def main() -> None:
                 return str(s3.generate_presigned_url(method, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=3600))
 
             gw_pids = [gw.proc.pid]
-            with nginx(workdir, origin / BUCKET) as (ng_base, ng_pids):
+            with nginx(workdir, origin / BUCKET) as (ng_base, ng_proc):
+                ng_pids = [ng_proc.pid, *children_of(ng_proc.pid)]
                 gw_url, ng_url = presign("get_object", "obj.bin"), f"{ng_base}/obj.bin"
                 warm = curl_get(gw_url, size)
                 curl_get(ng_url, size)
