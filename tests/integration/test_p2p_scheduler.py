@@ -20,6 +20,7 @@ from p2p.errors import TaskNotFound
 from p2p.proto.values import (
     Code,
     HostInfo,
+    PeerPacket,
     PeerResult,
     PieceReport,
     Registration,
@@ -189,7 +190,13 @@ async def test_concurrent_reports_on_one_stream(scheduler: str, tmp_path: Path) 
     await asyncio.gather(*(report(n) for n in range(300)))
     await stream.send(PieceReport(kind=ReportKind.END, task_id=reg.task_id, peer_id=reg.peer_id))
     await stream.close()
+    # As the daemon does: the scheduler ends its side once it has read END, so every report is counted.
+    async def drain() -> list[PeerPacket]:
+        return [p async for p in stream.packets()]
+
+    leftover = await asyncio.wait_for(drain(), 10)
     await client.report_result(address, PeerResult(task_id=reg.task_id, peer_id=reg.peer_id, success=True))
+    assert all(p.code is not Code.REREGISTER for p in leftover)
     [record] = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert record["pieces_from"] == {"": 300}
     stream.cancel()
