@@ -3,7 +3,8 @@ the daemon resolves a task's URL to one by its scheme and never learns what S3 i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -42,19 +43,38 @@ class SourceRouter:
 
     async def read_into(self, url: str, offset: int, into: memoryview | bytearray) -> None:
         """Fill `into` with exactly len(into) bytes from `offset`; SourceError on a short or long read."""
-        length = len(into)
-        pos = 0
-        stream = self.read(url, offset, length)
+        async with contextlib.aclosing(self.read_pieces(url, offset, [len(into)], memoryview(into))) as pieces:
+            async for _ in pieces:
+                pass
+
+    async def read_pieces(
+        self, url: str, offset: int, lengths: Sequence[int], into: memoryview
+    ) -> AsyncGenerator[int, None]:
+        """One ranged read over consecutive pieces of `lengths` bytes starting at `offset`.
+
+        Each piece in turn is cut into `into[:length]` and its index yielded as soon as its last byte is
+        in; the caller uses the buffer before asking for the next one, so one buffer serves the whole
+        run. SourceError on a short or long read. Use it under `contextlib.aclosing`.
+        """
+        stream = self.read(url, offset, sum(lengths))
+        index, filled = 0, 0
         try:
             async for chunk in stream:
-                end = pos + len(chunk)
-                if end > length:
-                    raise SourceError(f"origin sent more than the {length} bytes asked for")
-                into[pos:end] = chunk
-                pos = end
+                view = memoryview(chunk)
+                while view:
+                    if index == len(lengths):
+                        raise SourceError(f"origin sent more than the {sum(lengths)} bytes asked for")
+                    take = min(len(view), lengths[index] - filled)
+                    into[filled : filled + take] = view[:take]
+                    filled += take
+                    view = view[take:]
+                    if filled == lengths[index]:
+                        yield index
+                        index, filled = index + 1, 0
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
-        if pos != length:
-            raise SourceError(f"short read from origin: {pos} of {length} bytes at offset {offset}")
+        if index != len(lengths):
+            done = sum(lengths[:index]) + filled
+            raise SourceError(f"short read from origin: {done} of {sum(lengths)} bytes at offset {offset}")

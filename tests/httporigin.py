@@ -32,10 +32,11 @@ class Origin:
     gets: list[Served] = field(default_factory=list)
     bytes_sent: int = 0
     fail_gets: int = 0  # answer this many next GETs with 500
+    drop_after: int | None = None  # the next GET of an object sends this many body bytes, then hangs up
     ignore_range: bool = False  # answer 200 with the whole body
     send_etag: bool = True  # else only Last-Modified
     refuse_head: bool = False  # like a URL presigned for GET only
-    hold_from: int | None = None  # GETs starting at or past this offset wait for `release`
+    hold_from: int | None = None  # bytes at or past this offset wait for `release` (files: whole GETs)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
 
@@ -84,7 +85,7 @@ class Origin:
         except (MalformedRange, RangeNotSatisfiable):
             return web.Response(status=416, headers={**self._headers(name), "Content-Range": f"bytes */{size}"})
         start, length = (span.start, span.length) if span is not None else (0, size)
-        if self.hold_from is not None and start >= self.hold_from:
+        if name in self.files and self.hold_from is not None and start >= self.hold_from:
             await self.release.wait()
         self.gets.append(Served(name, start, length))
         self.bytes_sent += length
@@ -98,8 +99,22 @@ class Origin:
         resp.content_length = length
         await resp.prepare(request)
         data = self.objects[name]
-        for pos in range(start, start + length, 256 * 1024):
-            await resp.write(data[pos : min(pos + 256 * 1024, start + length)])
+        pos, end = start, start + length
+        if self.drop_after is not None:
+            cut, self.drop_after = start + self.drop_after, None
+            await resp.write(data[pos:cut])
+            assert request.transport is not None
+            request.transport.close()  # mid-body: the client sees a short read
+            return resp
+        while pos < end:
+            stop = min(pos + 256 * 1024, end)
+            if self.hold_from is not None:
+                if pos >= self.hold_from:
+                    await self.release.wait()
+                elif stop > self.hold_from:
+                    stop = self.hold_from  # the bytes before the hold go out, the rest waits
+            await resp.write(data[pos:stop])
+            pos = stop
         await resp.write_eof()
         return resp
 

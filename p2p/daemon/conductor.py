@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from p2p.daemon.dispatcher import Dispatcher, Job, Mode, ParentState
 from p2p.daemon.parents import ParentError
+from p2p.daemon.tasks import read_run, source_run_pieces
 from p2p.daemon.taskstore import TaskStore
-from p2p.errors import P2PError, PieceDigestMismatch, SchedulerUnavailable, SourceError
+from p2p.errors import P2PError, PieceDigestMismatch, SchedulerUnavailable
 from p2p.proto.values import (
     Code,
     PeerPacket,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOURCE_ATTEMPTS = 3
 BUSY_BACKOFF_S = 0.05
 FOLLOW_DRAIN_S = 2.0
 # Fetches in flight from one parent. More only split that parent's upload link into slower flows:
@@ -82,6 +82,7 @@ class Conductor:
             rng=random.Random(),
             per_parent=PARENT_FETCHES,
             source_workers=self.node.config.download.source_concurrency,
+            source_run=source_run_pieces(task.piece_size, self.node.config.download.source_concurrency),
         )
         if dispatcher.complete:
             return
@@ -260,9 +261,12 @@ class Conductor:
 
     async def _worker(self, dispatcher: Dispatcher) -> None:
         while (job := await dispatcher.next()) is not None:
+            if job.parent is None:
+                await self._source_run(job, dispatcher)
+                continue
             started = time.monotonic()
             try:
-                piece = await (self._from_parent(job) if job.parent is not None else self._from_source(job))
+                piece = await self._from_parent(job)
             except (ParentError, PieceDigestMismatch) as exc:
                 busy = isinstance(exc, ParentError) and exc.busy
                 dispatcher.failed(job, busy=busy)
@@ -286,25 +290,24 @@ class Conductor:
                 raise
             cost_ms = (time.monotonic() - started) * 1000
             dispatcher.finished(job, cost_ms)
-            # One line per piece (debug): the benchmark's --trace builds its timeline from these.
-            log.debug(
-                "task_id=%s piece=%d from=%s cost_ms=%.0f",
-                self._task.task_id,
-                job.number,
-                job.parent.peer_id if job.parent is not None else "origin",
-                cost_ms,
+            self._landed(piece, job.parent.peer_id, cost_ms, dispatcher)
+
+    def _landed(self, piece: PieceInfo, parent_id: PeerID | None, cost_ms: float, dispatcher: Dispatcher) -> None:
+        # One line per piece (debug): the benchmark's --trace builds its timeline from these.
+        log.debug(
+            "task_id=%s piece=%d from=%s cost_ms=%.0f", self._task.task_id, piece.number, parent_id or "origin", cost_ms
+        )
+        self._post(
+            PieceReport(
+                kind=ReportKind.PIECE,
+                task_id=self._task.task_id,
+                peer_id=self.peer_id,
+                parent_id=parent_id,
+                piece=piece,
+                cost_ms=int(cost_ms),
+                finished_count=len(dispatcher.present),
             )
-            self._post(
-                PieceReport(
-                    kind=ReportKind.PIECE,
-                    task_id=self._task.task_id,
-                    peer_id=self.peer_id,
-                    parent_id=job.parent.peer_id if job.parent is not None else None,
-                    piece=piece,
-                    cost_ms=int(cost_ms),
-                    finished_count=len(dispatcher.present),
-                )
-            )
+        )
 
     async def _from_parent(self, job: Job) -> PieceInfo:
         parent = job.parent
@@ -315,27 +318,22 @@ class Conductor:
         # The digest check: bytes that do not match are dropped here and never reach a reader.
         return await self._task.write_piece(job.number, data, expected_digest=expected.digest)
 
-    async def _from_source(self, job: Job) -> PieceInfo:
-        task = self._task
-        base = task.byte_range.start if task.byte_range is not None else 0
-        length = task.piece_length(job.number)
-        offset = base + job.number * task.piece_size
-        await self.node.download_limit.acquire(length)
-        for attempt in range(1, SOURCE_ATTEMPTS + 1):
-            try:
-                data = await self._read_source(offset, length)
-                break
-            except SourceError as exc:
-                if attempt == SOURCE_ATTEMPTS or type(exc) is not SourceError:
-                    raise
-                await asyncio.sleep(0.2 * attempt)
-        self.source_bytes += length
-        return await task.write_piece(job.number, data)
-
-    async def _read_source(self, offset: int, length: int) -> bytearray:
-        buf = bytearray(length)
-        await self.node.sources.read_into(self.url, offset, buf)
-        return buf
+    async def _source_run(self, job: Job, dispatcher: Dispatcher) -> None:
+        """A run of consecutive pieces in one origin read; each is reported as soon as it is stored."""
+        started = time.monotonic()
+        run = read_run(self._task, self.node.sources, self.url, job.numbers, pace=self.node.download_limit.acquire)
+        try:
+            async with contextlib.aclosing(run) as pieces:
+                async for piece in pieces:
+                    now = time.monotonic()
+                    dispatcher.landed(piece.number)
+                    self.source_bytes += piece.size
+                    self._landed(piece, None, (now - started) * 1000, dispatcher)
+                    started = now
+        except BaseException:
+            dispatcher.failed(job)
+            raise
+        dispatcher.finished(job)
 
     # ---- the end -------------------------------------------------------------------------------
 

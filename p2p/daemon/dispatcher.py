@@ -52,7 +52,12 @@ class ParentState:
 @dataclass(frozen=True)
 class Job:
     number: int
-    parent: ParentState | None  # None: read the piece from the origin
+    parent: ParentState | None  # None: read from the origin
+    count: int = 1  # origin jobs: a run of consecutive pieces from `number`, read in one request
+
+    @property
+    def numbers(self) -> range:
+        return range(self.number, self.number + self.count)
 
 
 class Dispatcher:
@@ -65,12 +70,16 @@ class Dispatcher:
         rng: random.Random | None = None,
         per_parent: int = 0,
         source_workers: int = 0,
+        source_run: int = 1,
     ):
         """`per_parent` > 0 caps our fetches in flight from one parent; `source_workers` > 0 caps the
-        origin reads in flight once the download went to the origin."""
+        origin reads in flight once the download went to the origin; `source_run` is the most pieces
+        one origin read covers."""
         self.piece_count = piece_count
         self.per_parent = per_parent
         self.source_workers = source_workers
+        self.source_run = max(1, source_run)
+        self._source_reads = 0
         self.present = set(present)
         self.in_flight: set[int] = set()
         self.parents: dict[PeerID, ParentState] = {}
@@ -119,23 +128,35 @@ class Dispatcher:
         self.mode = Mode.SOURCE
         self._notify()
 
-    def finished(self, job: Job, cost_ms: float) -> None:
+    def landed(self, number: int) -> None:
+        """One piece of a job is stored (an origin run lands piece by piece)."""
         self.last_progress = time.monotonic()
-        self.in_flight.discard(job.number)
-        self.present.add(job.number)
-        if job.parent is not None:
-            job.parent.in_flight -= 1
-            job.parent.score_ms = (job.parent.score_ms + cost_ms) / 2
+        self.in_flight.discard(number)
+        self.present.add(number)
         self._notify()
 
+    def finished(self, job: Job, cost_ms: float = 0.0) -> None:
+        """The job is over and every piece of it landed."""
+        for number in job.numbers:
+            self.landed(number)
+        self._release(job)
+        if job.parent is not None:
+            job.parent.score_ms = (job.parent.score_ms + cost_ms) / 2
+
     def failed(self, job: Job, *, busy: bool = False) -> None:
-        """The job did not deliver; `busy`: the parent had no free upload slot, which is no fault."""
-        self.in_flight.discard(job.number)
+        """The job is over without delivering the pieces that have not landed; `busy`: the parent had no
+        free upload slot, which is no fault."""
+        self.in_flight.difference_update(job.numbers)
+        self._release(job)
+        if job.parent is not None and not busy:
+            job.parent.score_ms = (job.parent.score_ms + FAILURE_COST_MS) / 2
+        self._notify()
+
+    def _release(self, job: Job) -> None:
         if job.parent is not None:
             job.parent.in_flight -= 1
-            if not busy:
-                job.parent.score_ms = (job.parent.score_ms + FAILURE_COST_MS) / 2
-        self._notify()
+        else:
+            self._source_reads -= 1
 
     # ---- choosing ----------------------------------------------------------------------------
 
@@ -151,9 +172,9 @@ class Dispatcher:
         if not missing:
             return None
         if self.mode is Mode.SOURCE:
-            if self.source_workers and len(self.in_flight) >= self.source_workers:
+            if self.source_workers and self._source_reads >= self.source_workers:
                 return None
-            return Job(number=missing[0], parent=None)
+            return Job(number=missing[0], parent=None, count=self._run_length(missing))
         parents = list(self.parents.values())
         if self._rng.random() < RANDOM_RATIO:
             self._rng.shuffle(parents)
@@ -175,6 +196,14 @@ class Dispatcher:
                 return Job(number=self._rng.choice(window), parent=state)
         return None
 
+    def _run_length(self, missing: list[int]) -> int:
+        """Consecutive missing pieces from the lowest one, up to `source_run`: one origin read streams
+        them in order, so each lands as soon as its bytes are in and no request gap idles the link."""
+        count = 1
+        while count < min(self.source_run, len(missing)) and missing[count] == missing[0] + count:
+            count += 1
+        return count
+
     @staticmethod
     def _spare_seed(state: ParentState, number: int, parents: list[ParentState]) -> bool:
         """A seed's upload is the scarce link (every child may have it as a parent): take from it
@@ -186,9 +215,11 @@ class Dispatcher:
         while not self.complete:
             job = self._pick()
             if job is not None:
-                self.in_flight.add(job.number)
+                self.in_flight.update(job.numbers)
                 if job.parent is not None:
                     job.parent.in_flight += 1
+                else:
+                    self._source_reads += 1
                 return job
             self._changed.clear()
             await self._changed.wait()

@@ -34,8 +34,9 @@ Ranged reads: `open(url, byte_range=r)` reads from the whole-object task when th
 (complete or still downloading); otherwise `r` becomes its own task, `task_id(url, version, r)`,
 whose pieces are cut from `r` alone. `byte_range` must already be resolved against the object size.
 
-`BackToSource` is the default downloader: ranged origin reads through the `SourceRouter`,
-`source_concurrency` pieces in flight, each piece read fully into one buffer and then written.
+`BackToSource` is the default downloader: `source_concurrency` ranged origin reads in flight through
+the `SourceRouter`, each over a run of consecutive pieces (`read_run`) that are cut, written and
+visible to readers one by one as the bytes arrive.
 """
 
 from __future__ import annotations
@@ -43,18 +44,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
 from p2p.common.digest import piece_size_for
 from p2p.common.ids import task_id as make_task_id
+from p2p.daemon.dispatcher import Dispatcher
 from p2p.daemon.openfiles import FileProbe, SharedFile
 from p2p.daemon.store import PieceStore, TaskStore
 from p2p.errors import P2PError, PieceDigestMismatch, PieceNotFound, SourceError, SourceNotFound
 from p2p.source import SourceRouter
-from p2p.types import ByteRange, FileRegion, MiB, SourceStat, TaskID
+from p2p.types import ByteRange, FileRegion, MiB, PieceInfo, SourceStat, TaskID
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +89,64 @@ async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
         raise leaf from None
 
 
-class BackToSource:
-    """Fill a task from the origin: ranged reads, `concurrency` pieces in flight, lowest pieces first.
+SOURCE_RUN_BYTES = 64 * MiB  # a run of consecutive pieces when several origin reads share an object
 
-    Each worker reads a piece fully into its one reusable buffer, then writes it, so memory stays at
-    about `concurrency` x piece size per task. A failed piece read is retried `attempts` times.
+
+def source_run_pieces(piece_size: int, concurrency: int) -> int:
+    """The most pieces one origin read covers. Several reads in flight share the object in runs of
+    SOURCE_RUN_BYTES, lowest first, so the pieces present stay near the front; a single read covers
+    the rest of the object (a new request per run would only idle the link between runs)."""
+    return max(1, SOURCE_RUN_BYTES // piece_size) if concurrency > 1 else sys.maxsize
+
+
+async def read_run(
+    task: TaskStore,
+    sources: SourceRouter,
+    url: str,
+    numbers: range,
+    *,
+    pace: Callable[[int], Awaitable[None]] | None = None,
+    attempts: int = 3,
+    retry_delay_s: float = 0.2,
+) -> AsyncGenerator[PieceInfo, None]:
+    """Fill the consecutive pieces `numbers` from the origin with one ranged read, writing and yielding
+    each piece as soon as its bytes are in (children and readers get it at once, not at the run's end).
+
+    One piece-sized buffer serves the whole run. A failed read is retried from the first piece not yet
+    written, `attempts` times in all; SourceNotFound is not retried. `pace(n)` is awaited after each
+    piece (a download rate limit). Use it under `contextlib.aclosing`.
+    """
+    base = task.byte_range.start if task.byte_range is not None else 0
+    buf = memoryview(bytearray(task.piece_size))
+    todo = numbers
+    for attempt in range(1, attempts + 1):
+        lengths = [task.piece_length(n) for n in todo]
+        try:
+            offset = base + todo.start * task.piece_size
+            async with contextlib.aclosing(sources.read_pieces(url, offset, lengths, buf)) as cut:
+                async for i in cut:
+                    piece = await task.write_piece(todo[i], buf[: lengths[i]])
+                    if pace is not None:
+                        await pace(lengths[i])
+                    yield piece
+            return
+        except SourceNotFound:
+            raise
+        except SourceError as exc:
+            todo = range(next((n for n in todo if not task.has_piece(n)), todo.stop), todo.stop)
+            if not todo:
+                return
+            if attempt == attempts:
+                raise
+            log.info("origin read of pieces %d-%d failed (%s); retrying", todo.start, todo.stop - 1, exc.message)
+            await asyncio.sleep(retry_delay_s * attempt)
+
+
+class BackToSource:
+    """Fill a task from the origin: `concurrency` ranged reads in flight, each a run of consecutive
+    pieces (lowest missing first) streamed and written piece by piece.
+
+    Memory stays at about `concurrency` x piece size per task: one reusable buffer per read.
     """
 
     def __init__(
@@ -103,34 +159,36 @@ class BackToSource:
         self._retry_delay_s = retry_delay_s
 
     async def run(self, task: TaskStore) -> None:
-        base = task.byte_range.start if task.byte_range is not None else 0
-        missing = [n for n in range(task.piece_count) if not task.has_piece(n)]
-        todo = iter(missing)  # shared by the workers: each takes the next lowest piece
+        present = {n for n in range(task.piece_count) if task.has_piece(n)}
+        dispatcher = Dispatcher(
+            task.piece_count,
+            present,
+            workers=self._concurrency,
+            source_workers=self._concurrency,
+            source_run=source_run_pieces(task.piece_size, self._concurrency),
+        )
+        dispatcher.to_source()
 
         async def worker() -> None:
-            buf = bytearray(task.piece_size)  # one buffer per worker, reused for every piece it reads
-            view = memoryview(buf)
-            for n in todo:
-                if task.has_piece(n):
-                    continue
-                length = task.piece_length(n)
-                await self._read_piece(base + n * task.piece_size, view[:length])
-                await task.write_piece(n, view[:length])
-
-        await run_all([worker() for _ in range(min(self._concurrency, len(missing)))])
-
-    async def _read_piece(self, offset: int, into: memoryview) -> None:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await self._sources.read_into(self._url, offset, into)
-            except SourceNotFound:
-                raise
-            except SourceError as exc:
-                if attempt == self._attempts:
+            while (job := await dispatcher.next()) is not None:
+                try:
+                    run = read_run(
+                        task,
+                        self._sources,
+                        self._url,
+                        job.numbers,
+                        attempts=self._attempts,
+                        retry_delay_s=self._retry_delay_s,
+                    )
+                    async with contextlib.aclosing(run) as pieces:
+                        async for piece in pieces:
+                            dispatcher.landed(piece.number)
+                except BaseException:
+                    dispatcher.failed(job)
                     raise
-                log.info("origin read at %d failed (%s); retrying", offset, exc.message)
-                await asyncio.sleep(self._retry_delay_s * attempt)
+                dispatcher.finished(job)
 
+        await run_all([worker() for _ in range(self._concurrency)])
 
 
 class TaskReader:

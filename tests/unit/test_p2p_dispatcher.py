@@ -1,13 +1,20 @@
-"""The daemon's piece dispatcher: which piece from which parent, modes, blocking and completion."""
+"""The daemon's piece dispatcher (which piece from which parent, origin runs, modes, blocking and completion)
+and the origin read that cuts a run into pieces."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
+
+import pytest
 
 from p2p.daemon.dispatcher import Dispatcher, Mode
+from p2p.errors import SourceError
 from p2p.proto.values import ParentInfo
-from p2p.types import HostID, PeerID, PieceInfo
+from p2p.source import SourceRouter
+from p2p.types import HostID, PeerID, PieceInfo, SourceStat
 
 
 def parent(name: str) -> ParentInfo:
@@ -120,3 +127,44 @@ async def test_a_seed_gives_only_what_no_other_parent_has_and_peers_go_lowest_fi
     numbers: dict[str, int] = {j.parent.peer_id: j.number for j in jobs if j is not None and j.parent is not None}
     assert numbers["a"] == 1  # the lowest piece the peer has
     assert numbers["s"] not in (1, 3)  # the peer has those: the seed's link is spared
+
+
+async def test_origin_runs_cover_consecutive_missing_pieces_up_to_the_cap() -> None:
+    d = Dispatcher(10, present={3}, workers=3, rng=random.Random(0), source_workers=3, source_run=4)
+    d.to_source()
+    runs = [await d.next() for _ in range(3)]
+    assert [(j.number, j.count) for j in runs if j is not None] == [(0, 3), (4, 4), (8, 2)]  # 3 is present
+    first = runs[0]
+    assert first is not None
+    d.landed(0)  # a run lands piece by piece, then breaks: its other pieces are free again
+    d.failed(first)
+    again = await asyncio.wait_for(d.next(), 1)
+    assert again is not None and (again.number, again.count) == (1, 2)
+
+
+async def test_a_read_of_pieces_cuts_chunks_that_straddle_pieces() -> None:
+    """`SourceRouter.read_pieces` over an origin that sends chunks of odd sizes."""
+    body = bytes(range(256)) * 4  # 1024 bytes: pieces of 400, 400 and 224
+
+    class Chunky:
+        def __init__(self, extra: bytes = b"") -> None:
+            self.extra = extra
+
+        async def stat(self, url: str) -> SourceStat:
+            raise NotImplementedError
+
+        async def read(self, url: str, offset: int, length: int) -> AsyncIterator[bytes]:
+            data = body[offset : offset + length] + self.extra
+            for pos in range(0, len(data), 333):
+                yield data[pos : pos + 333]
+
+    into = memoryview(bytearray(400))
+    got = []
+    async with contextlib.aclosing(SourceRouter({"x": Chunky()}).read_pieces("x://o", 0, [400, 400, 224], into)) as it:
+        async for i in it:
+            got.append((i, bytes(into[: [400, 400, 224][i]])))
+    assert got == [(0, body[:400]), (1, body[400:800]), (2, body[800:])]
+    with pytest.raises(SourceError, match="short read"):
+        await SourceRouter({"x": Chunky()}).read_into("x://o", 1000, bytearray(100))
+    with pytest.raises(SourceError, match="more than"):
+        await SourceRouter({"x": Chunky(extra=b"!")}).read_into("x://o", 0, bytearray(10))

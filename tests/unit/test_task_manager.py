@@ -19,7 +19,7 @@ from p2p.common.ids import task_id
 from p2p.common.sendfile import send_regions
 from p2p.daemon.httpsource import HTTPSource
 from p2p.daemon.store import PieceStore
-from p2p.daemon.tasks import TaskManager, TaskReader
+from p2p.daemon.tasks import SOURCE_RUN_BYTES, TaskManager, TaskReader
 from p2p.errors import P2PError, SourceError, SourceNotFound, TaskNotFound
 from p2p.source import SourceRouter
 from p2p.types import ByteRange, MiB, TaskID
@@ -83,16 +83,45 @@ def corrupt(path: Path, offset: int) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1, PS - 1, PS, PS + 1, 3 * PS + 7])
-async def test_read_sizes_one_origin_read_per_piece(env: Env, size: int) -> None:
+async def test_read_sizes_each_origin_byte_read_once(env: Env, size: int) -> None:
     data = blob(size)
     url = env.origin.put("obj", data)
     reader = await env.tasks.open(url)
     assert reader.content_length == size and reader.content_type == "application/x-test"
     assert await read_all(reader) == data
-    pieces = -(-size // PS)
-    assert sorted(g.start for g in env.origin.gets) == [n * PS for n in range(pieces)]
+    # Runs of consecutive pieces, one ranged read each: a small object is one read, no byte twice.
+    assert [(g.start, g.length) for g in env.origin.gets] == ([(0, size)] if size else [])
     assert env.origin.bytes_sent == size
     await wait_done(env.store, reader.task_id)
+
+
+async def test_a_read_broken_mid_run_resumes_at_the_first_piece_not_written(env: Env) -> None:
+    data = blob(3 * PS + 7)
+    url = env.origin.put("cut", data)
+    env.origin.drop_after = PS + 10  # piece 0 lands, piece 1 is cut short
+    assert await read_all(await env.tasks.open(url)) == data
+    assert [(g.start, g.length) for g in env.origin.gets] == [(0, len(data)), (PS, len(data) - PS)]
+
+
+async def test_runs_are_capped_and_read_in_parallel(tmp_path: Path) -> None:
+    """An object of several runs: `source_concurrency` ranged reads, each over at most one run."""
+    async with serve_origin() as origin:
+        http = HTTPSource()
+        store = PieceStore(tmp_path / "store", gc_interval_s=0)
+        await store.start()
+        tasks = TaskManager(store, SourceRouter({"http": http}), source_concurrency=2)
+        try:
+            size = 2 * SOURCE_RUN_BYTES + PS + 1
+            data = blob(size)
+            reader = await tasks.open(origin.put("runs", data))
+            assert await read_all(reader) == data
+            spans = sorted((g.start, g.length) for g in origin.gets)
+            run = SOURCE_RUN_BYTES
+            assert spans == [(0, run), (run, run), (2 * run, size - 2 * run)]
+        finally:
+            await tasks.close()
+            await store.close()
+            await http.close()
 
 
 async def test_concurrent_readers_share_one_download(env: Env) -> None:
@@ -103,7 +132,7 @@ async def test_concurrent_readers_share_one_download(env: Env) -> None:
     bodies = await asyncio.gather(*(read_all(r) for r in readers))
     assert all(b == data for b in bodies)
     assert env.origin.bytes_sent == len(data)  # the origin was read once
-    assert len(env.origin.gets) == 4
+    assert len(env.origin.gets) == 1  # one run of consecutive pieces, cut as it streams
 
 
 async def test_reader_leaving_does_not_cancel_the_download(env: Env) -> None:
@@ -212,7 +241,7 @@ async def test_corrupt_piece_is_dropped_and_refetched_never_served(env: Env) -> 
     corrupt(task.data_path, PS + 100)
     assert await read_all(await env.tasks.open(url)) == data
     assert env.origin.gets[-1] == Served("rot", PS, PS)  # only piece 1 fetched again
-    assert len(env.origin.gets) == 5
+    assert len(env.origin.gets) == 2
     await wait_done(env.store, first.task_id)
 
 
