@@ -185,13 +185,17 @@ class SchedulerService:
 
     def _trigger_task(self, task: Task, peer: Peer) -> None:
         """Make sure someone fetches the task from the origin: a seed peer, or this peer itself."""
+        if peer.host.is_seed and not task.has_source_copy(peer):
+            # A seed is there to read the origin for the others: peers that merely registered have
+            # nothing to give it yet, and searching them would only delay the first origin byte.
+            if task.fsm.can(TaskEvent.DOWNLOAD):
+                task.fsm.fire(TaskEvent.DOWNLOAD)
+            peer.need_back_to_source = True
+            return
         if task.state in (TaskState.RUNNING, TaskState.SUCCEEDED) and task.has_available_peer(peer):
             return
         if task.fsm.can(TaskEvent.DOWNLOAD):
             task.fsm.fire(TaskEvent.DOWNLOAD)
-        if peer.host.is_seed:
-            peer.need_back_to_source = True
-            return
         seed = self._pick_seed(task)
         if seed is not None and self._seeds is not None:
             task.seed_triggered_at = self.clock()

@@ -170,6 +170,11 @@ class Task:
             parent.host.concurrent_upload_count -= 1
         parent.children.clear()
 
+    def has_source_copy(self, exclude: Peer) -> bool:
+        """Another peer has the whole task or is reading it from the origin."""
+        copies = (PeerState.SUCCEEDED, PeerState.BACK_TO_SOURCE)
+        return any(p is not exclude and p.state in copies for p in self.peers.values())
+
     def has_available_peer(self, exclude: Peer) -> bool:
         usable = {PeerState.PENDING, PeerState.RUNNING, PeerState.SUCCEEDED, PeerState.BACK_TO_SOURCE}
         usable |= {PeerState.RECEIVED_NORMAL, PeerState.RECEIVED_SMALL}

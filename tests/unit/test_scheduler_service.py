@@ -206,6 +206,33 @@ async def test_seed_trigger_and_peers_wait_for_the_seed() -> None:
     await h.svc.aclose()
 
 
+async def test_a_seed_goes_to_the_origin_at_once_unless_a_copy_exists() -> None:
+    """Peers that merely registered have nothing for the seed: it is sent to the origin without the
+    parent search and its retry interval (5 s here) in between."""
+
+    class Seeds:
+        async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
+            pass
+
+    h = Harness(SchedulerService(config(retry_interval_s=5.0), seeds=Seeds(), rng=random.Random(0)))
+    h.svc.announce_host(host("seed", seed=True))
+    waiting = [h.join("a"), h.join("b")]
+    s = h.join("seed", seed=True)
+    assert (await asyncio.wait_for(h.packet(s), 1)).code is Code.NEED_BACK_TO_SOURCE
+    assert all(h.state(p) is PeerState.RUNNING for p in waiting)
+    await h.svc.aclose()
+
+    # Another peer already reads the origin: the seed pipelines behind it instead of a second read.
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a")
+    assert (await h.packet(a)).code is Code.NEED_BACK_TO_SOURCE
+    h.piece(a, 0)
+    s = h.join("seed", seed=True)
+    pkt = await h.packet(s)
+    assert pkt.code is Code.OK and [p.peer_id for p in pkt.parents] == [a]
+    await h.svc.aclose()
+
+
 async def test_unknown_peer_must_reregister() -> None:
     svc = SchedulerService(config())
     report = PieceReport(kind=ReportKind.BEGIN, task_id=TASK, peer_id=PeerID("ghost"))
