@@ -1,6 +1,7 @@
 """S3 gateway throughput against nginx serving the same file, with the same client (curl).
 
     python benchmarks/gateway_throughput.py [--size-mib 1024] [--rounds 3] [--small-requests 2000]
+                                            [--put-checksum crc32,crc32c,crc64nvme]
 
 A daemon (`dfly daemon`: object service, piece cache, directory origin, S3 gateway) and
 nginx (Debian package `nginx`, own config in a temp dir) listen on 127.0.0.1; nginx's root is the
@@ -13,7 +14,9 @@ SigV4 presigned URLs (so every request is authenticated) and nginx through plain
    for the single stream.
 2. 4 KiB GETs per second: --small-requests GETs of one cached 4 KiB object over one keep-alive
    connection, then over 4 parallel connections.
-3. PUT of a --size-mib object (curl -T with a presigned PUT URL: WRITE_BACK to the origin).
+3. PUT of a --size-mib object (curl -T with a presigned PUT URL: WRITE_BACK to the origin), then
+   once more for each algorithm in --put-checksum with its `x-amz-checksum-<algorithm>` header
+   (computed here beforehand, signed into the presigned URL), which the gateway verifies.
 
 MB/s are 10^6 bytes/s. CPU seconds per GiB are the server's user+system time (daemon process;
 nginx master and workers) divided by GiB moved. Everything lives in a temp dir removed at the end.
@@ -43,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import nginx  # benchmarks/reference.py (scripts run from this folder)
 
 from dfly.procs import Child, spawn
+from gateway.checksums import ALGORITHMS, new_checksum
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -108,6 +112,25 @@ def gateway(workdir: Path, origin: Path, access_key: str, secret_key: str) -> It
         child.stop()
 
 
+def file_checksum(path: Path, algorithm: str) -> str:
+    """The x-amz-checksum-<algorithm> value of a file, read in 8 MiB blocks."""
+    checksum = new_checksum(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(8 * MiB):
+            checksum.update(block)
+    return checksum.b64()
+
+
+def curl_put(url: str, path: Path, headers: dict[str, str]) -> float:
+    """Seconds one `curl -T` of the file took; fails unless the gateway answers 200."""
+    args = ["curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(path)]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    start = time.monotonic()
+    subprocess.run([*args, url], check=True, timeout=900)
+    return time.monotonic() - start
+
+
 def curl_get(url: str, size: int) -> float:
     """MB/s of one GET to /dev/null; fails unless 200 with every byte."""
     out = subprocess.run(
@@ -151,7 +174,13 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small-requests", type=int, default=2000)
+    parser.add_argument("--put-checksum", default="", metavar="ALG[,ALG...]",
+                        help=f"also PUT with each of these flexible checksums ({', '.join(ALGORITHMS)})")
     args = parser.parse_args()
+    put_checksums = [a.strip().lower() for a in args.put_checksum.split(",") if a.strip()]
+    for algorithm in put_checksums:
+        if algorithm not in ALGORITHMS:
+            parser.error(f"--put-checksum: unknown algorithm {algorithm!r}")
     size = args.size_mib * MiB
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     workdir.chmod(0o755)  # nginx workers may run as another user
@@ -168,8 +197,9 @@ def main() -> None:
             write_object(origin / BUCKET / "obj.bin", size)
             s3.put_object(Bucket=BUCKET, Key="small.bin", Body=os.urandom(4096))
 
-            def presign(method: str, key: str) -> str:
-                return str(s3.generate_presigned_url(method, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=3600))
+            def presign(method: str, key: str, **params: str) -> str:
+                return str(s3.generate_presigned_url(
+                    method, Params={"Bucket": BUCKET, "Key": key, **params}, ExpiresIn=3600))
 
             gw_pids = [gw.proc.pid]
             with nginx(workdir, origin / BUCKET) as (ng_base, ng_proc):
@@ -197,15 +227,20 @@ def main() -> None:
                 }
             upload = workdir / "upload.bin"
             write_object(upload, size)
-            put_url = presign("put_object", "uploaded.bin")
-            before = cpu_seconds(gw_pids)
-            start = time.monotonic()
-            subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(upload), put_url], check=True,
-                           timeout=900)
-            put_mbs = size / (time.monotonic() - start) / 1e6
-            put_cpu = cpu_seconds(gw_pids) - before
-            if s3.head_object(Bucket=BUCKET, Key="uploaded.bin")["ContentLength"] != size:
-                raise SystemExit("PUT stored the wrong size")
+            puts: dict[str, tuple[float, float]] = {}  # algorithm ("" = none) -> (MB/s, CPU s/GiB)
+            for algorithm in ["", *put_checksums]:
+                key = f"uploaded-{algorithm or 'plain'}.bin"
+                headers, params = {}, {}
+                if algorithm:
+                    value = file_checksum(upload, algorithm)
+                    headers[f"x-amz-checksum-{algorithm}"] = value
+                    params[f"Checksum{algorithm.upper()}"] = value  # boto3 signs it as that header
+                put_url = presign("put_object", key, **params)
+                before = cpu_seconds(gw_pids)
+                seconds = curl_put(put_url, upload, headers)
+                puts[algorithm] = (size / seconds / 1e6, (cpu_seconds(gw_pids) - before) / (size / GiB))
+                if s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] != size:
+                    raise SystemExit(f"PUT {key} stored the wrong size")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -220,7 +255,9 @@ def main() -> None:
     for par in (1, 4):
         gr, nr = rps[("gateway", par)], rps[("nginx", par)]
         print(f"4 KiB GETs/s, {par} conn  gateway {gr:8.0f}  nginx {nr:8.0f}  ratio {gr / nr:5.2f}")
-    print(f"PUT {args.size_mib} MiB (WRITE_BACK)  {put_mbs:9.1f} MB/s  gateway CPU {put_cpu / (size / GiB):6.2f} s/GiB")
+    for algorithm, (put_mbs, put_cpu) in puts.items():
+        label = f" x-amz-checksum-{algorithm}" if algorithm else ""
+        print(f"PUT {args.size_mib} MiB (WRITE_BACK){label}  {put_mbs:9.1f} MB/s  gateway CPU {put_cpu:6.2f} s/GiB")
 
 
 if __name__ == "__main__":
