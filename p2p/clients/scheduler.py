@@ -26,8 +26,8 @@ from p2p.proto.values import (
     PeerResult,
     PieceReport,
     ProbeResult,
+    RegisterResult,
     Registration,
-    SizeScope,
     TaskStat,
     TopologyEdge,
 )
@@ -197,11 +197,11 @@ class SchedulerClient:
             with contextlib.suppress(Exception):
                 await self._unary(address, self._stub(address).LeaveHost, request)
 
-    async def register(self, reg: Registration) -> tuple[str, SizeScope]:
+    async def register(self, reg: Registration) -> tuple[str, RegisterResult]:
         address, stub = self._stub_for(reg.task_id)
         reply = await self._unary(address, stub.RegisterPeer, convert.registration_to_pb(reg))
         assert isinstance(reply, pb.RegisterPeerResponse)
-        return address, convert.size_scope_from_pb(reply)
+        return address, convert.register_result_from_pb(reply)
 
     def open_reports(self, address: str) -> ReportStream:
         return ReportStream(self._stub(address).ReportPieces())

@@ -25,12 +25,15 @@ from p2p.daemon.tasks import read_run, source_run_pieces
 from p2p.daemon.taskstore import TaskStore
 from p2p.errors import P2PError, PieceDigestMismatch, SchedulerUnavailable
 from p2p.proto.values import (
+    TINY_FILE_SIZE,
     Code,
     PeerPacket,
     PeerResult,
     PieceReport,
+    RegisterResult,
     Registration,
     ReportKind,
+    SizeScope,
     TaskSpec,
 )
 from p2p.types import PeerID, PieceInfo, SourceStat
@@ -111,7 +114,7 @@ class Conductor:
         spec = TaskSpec(url=self.url, stat=self.stat, piece_size=task.piece_size, byte_range=task.byte_range)
         reg = Registration(task_id=task.task_id, peer_id=self.peer_id, host=self.node.host_info, spec=spec)
         try:
-            address, _scope = await scheduler.register(reg)
+            address, registered = await scheduler.register(reg)
             self._stream = scheduler.open_reports(address)
             self._address = address
             await self._stream.send(PieceReport(kind=ReportKind.BEGIN, task_id=task.task_id, peer_id=self.peer_id))
@@ -124,12 +127,32 @@ class Conductor:
         # a pending read would cancel the whole call, and the reports with it.
         self._follower = asyncio.get_running_loop().create_task(self._follow(self._stream, dispatcher, reg))
         self._sender = asyncio.get_running_loop().create_task(self._send_queued())
+        await self._take_shortcut(registered, dispatcher)
         watch = asyncio.get_running_loop().create_task(self._watch(dispatcher))
         try:
             await self._work(dispatcher)
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
+
+    async def _take_shortcut(self, registered: RegisterResult, dispatcher: Dispatcher) -> None:
+        """A task that already succeeded elsewhere and is small needs no scheduling round: TINY content
+        came with the registration, SMALL names a finished parent for its one piece (checked against
+        the digest the origin reader reported). If that fails the scheduler schedules us as usual."""
+        expected = registered.piece
+        if registered.scope is SizeScope.TINY and expected is not None:
+            try:
+                piece = await self._task.write_piece(0, registered.content, expected_digest=expected.digest)
+            except (PieceDigestMismatch, ValueError) as exc:
+                log.warning("task_id=%s content sent with the registration is wrong: %s", self._task.task_id, exc)
+                dispatcher.to_source()
+                return
+            dispatcher.landed(0)
+            self._landed(piece, None, 0.0, dispatcher)
+        elif registered.scope is SizeScope.SMALL and registered.parent is not None and expected is not None:
+            added, _ = dispatcher.set_parents((registered.parent,))
+            for parent in added:
+                dispatcher.update_pieces(parent, [expected], done=True)
 
     async def _watch(self, dispatcher: Dispatcher) -> None:
         """Safety nets: no parents within the schedule timeout, or parents that deliver nothing for a
@@ -365,9 +388,18 @@ class Conductor:
             code=code,
             description=description,
             source_bytes=self.source_bytes,
+            direct_piece=self._direct_piece() if success else b"",
         )
         with contextlib.suppress(P2PError):
             await scheduler.report_result(address, result)
+
+    def _direct_piece(self) -> bytes:
+        """A TINY task's content, for the scheduler to hand to later peers with their registration."""
+        task = self._task
+        if not 0 < task.content_length <= TINY_FILE_SIZE or not task.done:
+            return b""
+        with open(task.data_path, "rb") as f:  # at most 128 bytes: not worth a thread
+            return f.read(task.content_length)
 
     async def _shutdown(self) -> None:
         if self._sender is not None:

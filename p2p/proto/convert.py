@@ -14,6 +14,7 @@ from p2p.proto.values import (
     PreheatResult,
     PreheatSpec,
     ProbeResult,
+    RegisterResult,
     Registration,
     ReportKind,
     SizeScope,
@@ -101,12 +102,26 @@ def registration_from_pb(msg: pb.RegisterPeerRequest) -> Registration:
     )
 
 
-def size_scope_to_pb(task_id: TaskID, scope: SizeScope) -> pb.RegisterPeerResponse:
-    return pb.RegisterPeerResponse(task_id=task_id, size_scope=int(scope))  # type: ignore[arg-type]
+def register_result_to_pb(task_id: TaskID, result: RegisterResult) -> pb.RegisterPeerResponse:
+    msg = pb.RegisterPeerResponse(
+        task_id=task_id,
+        size_scope=int(result.scope),  # type: ignore[arg-type]
+        content=result.content,
+    )
+    if result.parent is not None:
+        msg.parent.CopyFrom(parent_to_pb(result.parent))
+    if result.piece is not None:
+        msg.piece.CopyFrom(piece_to_pb(result.piece))
+    return msg
 
 
-def size_scope_from_pb(msg: pb.RegisterPeerResponse) -> SizeScope:
-    return SizeScope(msg.size_scope)
+def register_result_from_pb(msg: pb.RegisterPeerResponse) -> RegisterResult:
+    return RegisterResult(
+        scope=SizeScope(msg.size_scope),
+        content=msg.content,
+        parent=parent_from_pb(msg.parent) if msg.HasField("parent") else None,
+        piece=piece_from_pb(msg.piece) if msg.HasField("piece") else None,
+    )
 
 
 def report_to_pb(report: PieceReport) -> pb.PieceResult:
@@ -139,21 +154,28 @@ def report_from_pb(msg: pb.PieceResult) -> PieceReport:
     )
 
 
+def parent_to_pb(p: ParentInfo) -> pb.ParentPeer:
+    return pb.ParentPeer(
+        peer_id=p.peer_id, host_id=p.host_id, ip=p.ip, download_port=p.download_port, finished=p.finished, seed=p.seed
+    )
+
+
+def parent_from_pb(p: pb.ParentPeer) -> ParentInfo:
+    return ParentInfo(
+        peer_id=PeerID(p.peer_id),
+        host_id=HostID(p.host_id),
+        ip=p.ip,
+        download_port=p.download_port,
+        finished=p.finished,
+        seed=p.seed,
+    )
+
+
 def packet_to_pb(packet: PeerPacket) -> pb.PeerPacket:
     return pb.PeerPacket(
         task_id=packet.task_id,
         peer_id=packet.peer_id,
-        parents=[
-            pb.ParentPeer(
-                peer_id=p.peer_id,
-                host_id=p.host_id,
-                ip=p.ip,
-                download_port=p.download_port,
-                finished=p.finished,
-                seed=p.seed,
-            )
-            for p in packet.parents
-        ],
+        parents=[parent_to_pb(p) for p in packet.parents],
         parallel_count=packet.parallel_count,
         code=int(packet.code),  # type: ignore[arg-type]
         description=packet.description,
@@ -164,17 +186,7 @@ def packet_from_pb(msg: pb.PeerPacket) -> PeerPacket:
     return PeerPacket(
         task_id=TaskID(msg.task_id),
         peer_id=PeerID(msg.peer_id),
-        parents=tuple(
-            ParentInfo(
-                peer_id=PeerID(p.peer_id),
-                host_id=HostID(p.host_id),
-                ip=p.ip,
-                download_port=p.download_port,
-                finished=p.finished,
-                seed=p.seed,
-            )
-            for p in msg.parents
-        ),
+        parents=tuple(parent_from_pb(p) for p in msg.parents),
         parallel_count=msg.parallel_count,
         code=_code(msg.code),
         description=msg.description,
@@ -192,6 +204,7 @@ def result_to_pb(result: PeerResult) -> pb.PeerResult:
         code=int(result.code),  # type: ignore[arg-type]
         description=result.description,
         source_bytes=result.source_bytes,
+        direct_piece=result.direct_piece,
     )
 
 
@@ -206,6 +219,7 @@ def result_from_pb(msg: pb.PeerResult) -> PeerResult:
         code=_code(msg.code),
         description=msg.description,
         source_bytes=msg.source_bytes,
+        direct_piece=msg.direct_piece,
     )
 
 

@@ -137,12 +137,18 @@ class RegisterPeerRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., source: _Optional[_Union[TaskSource, _Mapping]] = ...) -> None: ...
 
 class RegisterPeerResponse(_message.Message):
-    __slots__ = ("task_id", "size_scope")
+    __slots__ = ("task_id", "size_scope", "content", "parent", "piece")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PIECE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     size_scope: SizeScope
-    def __init__(self, task_id: _Optional[str] = ..., size_scope: _Optional[_Union[SizeScope, str]] = ...) -> None: ...
+    content: bytes
+    parent: ParentPeer
+    piece: Piece
+    def __init__(self, task_id: _Optional[str] = ..., size_scope: _Optional[_Union[SizeScope, str]] = ..., content: _Optional[bytes] = ..., parent: _Optional[_Union[ParentPeer, _Mapping]] = ..., piece: _Optional[_Union[Piece, _Mapping]] = ...) -> None: ...
 
 class PieceResult(_message.Message):
     __slots__ = ("kind", "task_id", "peer_id", "parent_id", "piece", "success", "code", "cost_ms", "finished_count")
@@ -207,7 +213,7 @@ class PeerPacket(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., parents: _Optional[_Iterable[_Union[ParentPeer, _Mapping]]] = ..., parallel_count: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class PeerResult(_message.Message):
-    __slots__ = ("task_id", "peer_id", "success", "content_length", "total_piece_count", "cost_ms", "code", "description", "source_bytes")
+    __slots__ = ("task_id", "peer_id", "success", "content_length", "total_piece_count", "cost_ms", "code", "description", "source_bytes", "direct_piece")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +223,7 @@ class PeerResult(_message.Message):
     CODE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_PIECE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     peer_id: str
     success: bool
@@ -226,7 +233,8 @@ class PeerResult(_message.Message):
     code: Code
     description: str
     source_bytes: int
-    def __init__(self, task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., content_length: _Optional[int] = ..., total_piece_count: _Optional[int] = ..., cost_ms: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., description: _Optional[str] = ..., source_bytes: _Optional[int] = ...) -> None: ...
+    direct_piece: bytes
+    def __init__(self, task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., content_length: _Optional[int] = ..., total_piece_count: _Optional[int] = ..., cost_ms: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., description: _Optional[str] = ..., source_bytes: _Optional[int] = ..., direct_piece: _Optional[bytes] = ...) -> None: ...
 
 class LeavePeerRequest(_message.Message):
     __slots__ = ("task_id", "peer_id")

@@ -31,6 +31,9 @@ class HostType(enum.IntEnum):
     WEAK_SEED = 3
 
 
+TINY_FILE_SIZE = 128  # a task this small is a TINY one: its content travels with the registration
+
+
 class SizeScope(enum.IntEnum):
     NORMAL = 0
     SMALL = 1
@@ -90,6 +93,17 @@ class ParentInfo:
 
 
 @dataclass(frozen=True)
+class RegisterResult:
+    """The scheduler's answer to a registration. For a task that already succeeded: TINY carries the
+    content, SMALL a finished parent; both carry piece 0 as the origin reader stored it."""
+
+    scope: SizeScope
+    content: bytes = b""
+    parent: ParentInfo | None = None
+    piece: PieceInfo | None = None
+
+
+@dataclass(frozen=True)
 class PeerPacket:
     """Scheduler -> peer: parents (best first) or an instruction when `code` is not OK."""
 
@@ -127,6 +141,7 @@ class PeerResult:
     code: Code = Code.OK
     description: str = ""
     source_bytes: int = 0
+    direct_piece: bytes = b""  # a TINY task's whole content
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self, request: pb.RegisterPeerRequest, context: aio.ServicerContext
     ) -> pb.RegisterPeerResponse:
         reg = convert.registration_from_pb(request)
-        return convert.size_scope_to_pb(reg.task_id, self.service.register_peer(reg))
+        return convert.register_result_to_pb(reg.task_id, self.service.register_peer(reg))
 
     async def ReportPieces(
         self, request_iterator: AsyncIterator[pb.PieceResult], context: aio.ServicerContext

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol
 
 from p2p.clients.hashring import HashRing
+from p2p.common.digest import piece_digest
 from p2p.errors import FeatureDisabled, P2PError, StorageError, TaskNotFound
 from p2p.proto.values import (
     Code,
@@ -24,6 +25,7 @@ from p2p.proto.values import (
     PeerResult,
     PieceReport,
     ProbeResult,
+    RegisterResult,
     Registration,
     ReportKind,
     SizeScope,
@@ -165,23 +167,48 @@ class SchedulerService:
 
     # ---- registration ------------------------------------------------------------------------------
 
-    def register_peer(self, reg: Registration) -> SizeScope:
+    def register_peer(self, reg: Registration) -> RegisterResult:
         if not self.allows("schedule"):
             raise FeatureDisabled("scheduler has the schedule feature disabled")
         host = self.res.hosts.get(reg.host.id) or self.announce_host(reg.host)
         task = self.res.get_or_create_task(reg.task_id, reg.spec, self.sched.back_to_source_count)
         known = self.res.peers.get(reg.peer_id)
         if known is not None and known.task is task and known.state is not PeerState.PENDING:
-            # A retried registration: the peer is already on its way.
-            return SizeScope.EMPTY if known.state is PeerState.RECEIVED_EMPTY else SizeScope.NORMAL
+            # A retried registration: the peer is already on its way (a small task's shortcut is not
+            # repeated; the peer takes the normal way).
+            empty = known.state is PeerState.RECEIVED_EMPTY
+            return RegisterResult(SizeScope.EMPTY if empty else SizeScope.NORMAL)
         peer = self.res.get_or_create_peer(reg.peer_id, task, host)
         task.updated_at = self.clock()
         self._trigger_task(task, peer)
         if task.content_length == 0:
             peer.fsm.fire(PeerEvent.REGISTER_EMPTY)
-            return SizeScope.EMPTY
-        peer.fsm.fire(PeerEvent.REGISTER_NORMAL)
-        return SizeScope.NORMAL
+            result = RegisterResult(SizeScope.EMPTY)
+        elif task.state is TaskState.SUCCEEDED and (shortcut := self._register_small(task, peer)) is not None:
+            result = shortcut
+        else:
+            peer.fsm.fire(PeerEvent.REGISTER_NORMAL)
+            result = RegisterResult(SizeScope.NORMAL)
+        peer.size_scope = result.scope
+        return result
+
+    def _register_small(self, task: Task, peer: Peer) -> RegisterResult | None:
+        """A succeeded TINY task is answered with its content, a SMALL one with a finished parent:
+        no scheduling round for objects of one piece (a JuiceFS block, say). None: the normal way."""
+        piece = task.source_pieces.get(0)
+        scope = task.size_scope()
+        if scope is SizeScope.TINY and task.direct_piece is not None:
+            peer.fsm.fire(PeerEvent.REGISTER_TINY)
+            return RegisterResult(SizeScope.TINY, content=task.direct_piece, piece=piece)
+        if scope not in (SizeScope.TINY, SizeScope.SMALL) or piece is None:
+            return None
+        finished = [p for p in self._find(peer, set()) if p.state is PeerState.SUCCEEDED]
+        if not finished:
+            return None
+        parent = finished[0]
+        task.add_edge(parent, peer)
+        peer.fsm.fire(PeerEvent.REGISTER_SMALL)
+        return RegisterResult(SizeScope.SMALL, parent=self._parent_info(parent), piece=piece)
 
     def _trigger_task(self, task: Task, peer: Peer) -> None:
         """Make sure someone fetches the task from the origin: a seed peer, or this peer itself."""
@@ -263,6 +290,8 @@ class SchedulerService:
     def _piece_succeeded(self, peer: Peer, report: PieceReport, now: float) -> None:
         if report.piece is not None:
             peer.add_piece(report.piece.number, float(report.cost_ms), now, report.parent_id or "")
+            if report.parent_id is None:  # read from the origin: the digest later children check against
+                peer.task.source_pieces.setdefault(report.piece.number, report.piece)
         parent = self.res.peers.get(report.parent_id) if report.parent_id else None
         if parent is not None:
             parent.updated_at = now
@@ -360,17 +389,7 @@ class SchedulerService:
             key=lambda p: evaluator.evaluate(p, peer, peer.task.total_piece_count, self._rtt),
             reverse=True,
         )
-        parents = tuple(
-            ParentInfo(
-                peer_id=p.id,
-                host_id=p.host.id,
-                ip=p.host.info.ip,
-                download_port=p.host.info.download_port,
-                finished=p.state is PeerState.SUCCEEDED,
-                seed=p.host.is_seed,
-            )
-            for p in ranked
-        )
+        parents = tuple(self._parent_info(p) for p in ranked)
         self._send(
             peer,
             PeerPacket(
@@ -379,6 +398,17 @@ class SchedulerService:
                 parents=parents,
                 parallel_count=self.sched.parallel_count,
             ),
+        )
+
+    @staticmethod
+    def _parent_info(p: Peer) -> ParentInfo:
+        return ParentInfo(
+            peer_id=p.id,
+            host_id=p.host.id,
+            ip=p.host.info.ip,
+            download_port=p.host.info.download_port,
+            finished=p.state is PeerState.SUCCEEDED,
+            seed=p.host.is_seed,
         )
 
     def _send(self, peer: Peer, packet: PeerPacket) -> None:
@@ -406,6 +436,7 @@ class SchedulerService:
             peer.finished_pieces = set(range(task.total_piece_count))
             if task.fsm.can(TaskEvent.DOWNLOAD_SUCCEEDED):
                 task.fsm.fire(TaskEvent.DOWNLOAD_SUCCEEDED)
+            self._keep_direct_piece(task, result.direct_piece)
         else:
             if peer.fsm.can(PeerEvent.DOWNLOAD_FAILED):
                 peer.fsm.fire(PeerEvent.DOWNLOAD_FAILED)
@@ -421,6 +452,7 @@ class SchedulerService:
                     "url": task.spec.url,
                     "success": result.success,
                     "back_to_source": was_source,
+                    "size_scope": peer.size_scope.name,
                     "content_length": result.content_length,
                     "cost_ms": result.cost_ms,
                     "source_bytes": result.source_bytes,
@@ -430,6 +462,16 @@ class SchedulerService:
                     "finished_at": time.time(),
                 }
             )
+
+    @staticmethod
+    def _keep_direct_piece(task: Task, content: bytes) -> None:
+        """Keep a TINY task's content for later registrations, only when it matches the digest of the
+        piece a peer read from the origin."""
+        if task.direct_piece is not None or task.size_scope() is not SizeScope.TINY:
+            return
+        piece = task.source_pieces.get(0)
+        if len(content) == task.content_length and piece is not None and piece_digest(content) == piece.digest:
+            task.direct_piece = content
 
     def leave_peer(self, task_id: TaskID, peer_id: PeerID) -> None:
         peer = self.res.peers.get(peer_id)

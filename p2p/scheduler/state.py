@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from p2p.proto.values import HostInfo, PeerPacket, SizeScope, TaskSpec
+from p2p.proto.values import TINY_FILE_SIZE, HostInfo, PeerPacket, SizeScope, TaskSpec
 from p2p.scheduler.fsm import (
     PEER_TRANSITIONS,
     TASK_TRANSITIONS,
@@ -19,10 +19,9 @@ from p2p.scheduler.fsm import (
     TaskEvent,
     TaskState,
 )
-from p2p.types import HostID, PeerID, TaskID
+from p2p.types import HostID, PeerID, PieceInfo, TaskID
 
 Clock = Callable[[], float]
-TINY_FILE_SIZE = 128
 
 
 @dataclass(eq=False)
@@ -60,6 +59,7 @@ class Peer:
         self.pieces_from: dict[str, int] = {}  # parent peer id ("" = the origin) -> pieces, for records
         self.block_parents: set[PeerID] = set()
         self.need_back_to_source = False
+        self.size_scope = SizeScope.NORMAL  # how it registered (TINY/SMALL skip scheduling)
         self.parents: set[Peer] = set()
         self.children: set[Peer] = set()
         self.created_at = now
@@ -118,6 +118,10 @@ class Task:
         self.updated_at = now
         self.seed_triggered_at: float | None = None
         self.seed_failed_at: float | None = None
+        # Pieces as a peer reading the origin stored them (the digests a SMALL child checks against),
+        # and a TINY task's whole content once a peer succeeded with it.
+        self.source_pieces: dict[int, PieceInfo] = {}
+        self.direct_piece: bytes | None = None
 
     @property
     def state(self) -> TaskState:

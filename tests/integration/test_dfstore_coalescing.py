@@ -94,8 +94,8 @@ def write_object(path: Path, size: int) -> str:
     digest = xxhash.xxh3_128()
     block = os.urandom(8 * MiB)
     with open(path, "wb") as f:
-        for i in range(size // len(block)):
-            chunk = i.to_bytes(8, "big") + block[8:]  # every block differs
+        for i, start in enumerate(range(0, size, len(block))):
+            chunk = (i.to_bytes(8, "big") + block[8:])[: size - start]  # every block differs
             digest.update(chunk)
             f.write(chunk)
     return digest.hexdigest()

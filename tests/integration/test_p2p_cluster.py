@@ -303,6 +303,38 @@ async def test_ranged_reads_go_p2p_through_the_seed(cluster: Cluster) -> None:
 
 
 @pytest.mark.slow
+async def test_small_and_tiny_objects_skip_scheduling_once_a_peer_has_them(cluster: Cluster) -> None:
+    """One piece (SMALL): the registration names the finished parent. At most 128 bytes (TINY): the
+    registration carries the content. Either way no scheduling round and no origin read."""
+    (small, small_expected), (tiny, tiny_expected) = [
+        await asyncio.to_thread(put_object, cluster, size) for size in (MiB + 3, 100)
+    ]
+    await asyncio.to_thread(cluster.scheduler)
+    a, b, c = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(3)]
+    await asyncio.sleep(1.0)
+    for n, (bucket, size, expected) in enumerate(((small, MiB + 3, small_expected), (tiny, 100, tiny_expected))):
+        assert await get_all([object_url(a, bucket)]) == [(200, size, expected)]
+        # The task has succeeded at the scheduler (a's result is in) before the others ask.
+        await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 3 * n + 1)  # noqa: B023
+        before = cluster.proxy.bytes_from_target
+        assert await get_all([object_url(b, bucket), object_url(c, bucket)]) == [(200, size, expected)] * 2
+        assert cluster.proxy.bytes_from_target - before < 4096  # HEADs only, no object bytes
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 6)
+    done = records(cluster.workdir)
+    assert all(r["success"] for r in done)
+    finished = {(r["task_id"], r["peer_id"]) for r in done}
+    followers = [r for r in done if not r["source_bytes"]]
+    assert sorted(r["size_scope"] for r in followers) == ["SMALL", "SMALL", "TINY", "TINY"]
+    for r in followers:  # SMALL: piece 0 from a peer that had finished; TINY: no parent at all
+        [(parent, count)] = r["pieces_from"].items()
+        assert count == 1
+        if r["size_scope"] == "SMALL":
+            assert (r["task_id"], parent) in finished and parent != r["peer_id"]
+        else:
+            assert parent == ""
+
+
+@pytest.mark.slow
 async def test_seed_holding_the_task_serves_after_a_scheduler_restart(cluster: Cluster) -> None:
     """The scheduler forgot everything; the seed already has the object: triggered, it announces it."""
     size = 8 * MiB

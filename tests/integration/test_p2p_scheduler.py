@@ -85,8 +85,8 @@ async def test_register_and_schedule_over_grpc(scheduler: str, tmp_path: Path) -
     client = SchedulerClient([scheduler])
     assert await client.check_health() == [scheduler]
     reg_a, reg_b = registration("a"), registration("b")
-    address, scope = await client.register(reg_a)
-    assert address == scheduler and scope is SizeScope.NORMAL
+    address, registered = await client.register(reg_a)
+    assert address == scheduler and registered.scope is SizeScope.NORMAL
     stream_a = client.open_reports(address)
     await stream_a.send(PieceReport(kind=ReportKind.BEGIN, task_id=reg_a.task_id, peer_id=reg_a.peer_id))
     packets_a = stream_a.packets()

@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+from p2p.common.digest import piece_digest
 from p2p.proto.values import (
     Code,
     HostInfo,
@@ -14,6 +15,7 @@ from p2p.proto.values import (
     PeerPacket,
     PeerResult,
     PieceReport,
+    RegisterResult,
     Registration,
     ReportKind,
     SizeScope,
@@ -57,11 +59,22 @@ class Harness:
     def __init__(self, svc: SchedulerService) -> None:
         self.svc = svc
         self.inbox: dict[str, list[PeerPacket]] = {}
+        self.registered: dict[PeerID, RegisterResult] = {}
 
-    def join(self, name: str, *, seed: bool = False, task: TaskID = TASK) -> PeerID:
+    def join(
+        self,
+        name: str,
+        *,
+        seed: bool = False,
+        task: TaskID = TASK,
+        spec: TaskSpec = SPEC,
+        scope: SizeScope = SizeScope.NORMAL,
+    ) -> PeerID:
         pid = PeerID(f"peer-{name}")
-        scope = self.svc.register_peer(Registration(task_id=task, peer_id=pid, host=host(name, seed), spec=SPEC))
-        assert scope is SizeScope.NORMAL
+        self.registered[pid] = self.svc.register_peer(
+            Registration(task_id=task, peer_id=pid, host=host(name, seed), spec=spec)
+        )
+        assert self.registered[pid].scope is scope
         box = self.inbox.setdefault(pid, [])
         self.svc.attach(pid, box.append)
         assert self.svc.handle_report(PieceReport(kind=ReportKind.BEGIN, task_id=task, peer_id=pid)) is Code.OK
@@ -308,6 +321,65 @@ async def test_retried_registration_is_idempotent() -> None:
     a = h.join("a")
     await h.packet(a)
     again = Registration(task_id=TASK, peer_id=a, host=host("a"), spec=SPEC)
-    assert h.svc.register_peer(again) is SizeScope.NORMAL
+    assert h.svc.register_peer(again).scope is SizeScope.NORMAL
     assert h.state(a) is PeerState.BACK_TO_SOURCE
+    await h.svc.aclose()
+
+
+def one_piece_task(content: bytes) -> tuple[TaskID, TaskSpec]:
+    return TaskID(f"t-{len(content)}"), TaskSpec(
+        url="dfs://b/small", stat=SourceStat(size=len(content), version="v"), piece_size=4096
+    )
+
+
+async def finish_from_origin(h: Harness, pid: PeerID, task: TaskID, content: bytes, direct: bytes) -> None:
+    """`pid` read the one piece from the origin and succeeded, offering `direct` as the TINY content."""
+    assert (await h.packet(pid)).code is Code.NEED_BACK_TO_SOURCE
+    piece = PieceInfo(number=0, offset=0, size=len(content), digest=piece_digest(content))
+    h.svc.handle_report(PieceReport(kind=ReportKind.PIECE, task_id=task, peer_id=pid, piece=piece))
+    result = PeerResult(task_id=task, peer_id=pid, success=True, content_length=len(content), direct_piece=direct)
+    await h.svc.report_peer_result(result)
+
+
+async def test_a_small_task_that_succeeded_names_a_finished_parent_at_registration() -> None:
+    content = bytes(range(200)) * 5  # 1000 bytes: one piece
+    task, spec = one_piece_task(content)
+    h = Harness(SchedulerService(config(retry_interval_s=5.0), rng=random.Random(0)))
+    a = h.join("a", task=task, spec=spec)
+    # Still running: the normal way.
+    b = h.join("b", task=task, spec=spec)
+    await finish_from_origin(h, a, task, content, direct=b"")
+    c = h.join("c", task=task, spec=spec, scope=SizeScope.SMALL)
+    small = h.registered[c]
+    assert small.parent is not None and small.parent.peer_id == a and small.parent.finished
+    assert small.piece == PieceInfo(number=0, offset=0, size=1000, digest=piece_digest(content))
+    assert h.state(c) is PeerState.RUNNING and not h.inbox[c]  # no scheduling round
+    assert a in {p.id for p in h.svc.res.peers[c].parents}  # the upload slot is taken
+    # The parent fails it: blocked, and the peer is scheduled the normal way (b is the one left).
+    h.piece(c, 0, parent=a, ok=False, code=Code.DIGEST_MISMATCH)
+    assert b in h.svc.res.peers
+    await h.svc.aclose()
+
+
+async def test_a_tiny_task_that_succeeded_comes_with_the_registration() -> None:
+    content = b"tiny object"
+    task, spec = one_piece_task(content)
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a", task=task, spec=spec)
+    await finish_from_origin(h, a, task, content, direct=content)
+    b = h.join("b", task=task, spec=spec, scope=SizeScope.TINY)
+    assert h.registered[b].content == content and h.registered[b].piece is not None
+    assert h.state(b) is PeerState.RUNNING and not h.inbox[b]
+    await h.svc.aclose()
+
+
+async def test_tiny_content_that_does_not_match_the_origin_digest_is_not_kept() -> None:
+    content = b"tiny object"
+    task, spec = one_piece_task(content)
+    h = Harness(SchedulerService(config(), rng=random.Random(0)))
+    a = h.join("a", task=task, spec=spec)
+    await finish_from_origin(h, a, task, content, direct=b"tiny objecT")
+    assert h.svc.res.tasks[task].direct_piece is None
+    b = h.join("b", task=task, spec=spec, scope=SizeScope.SMALL)  # from the finished parent instead
+    assert h.registered[b].parent is not None and h.registered[b].content == b""
     await h.svc.aclose()
