@@ -376,8 +376,9 @@ def main() -> int:
     parser.add_argument(
         "--seed-children",
         type=int,
-        default=2,
-        help="the scheduler's seed_upload_limit: children the seed serves at once (about L/B; Dragonfly: 300)",
+        default=None,
+        help="the scheduler's scheduling.seed_task_children: children of the task the seed feeds while it reads "
+        "the origin (default: the scheduler's, 2; 0 = only the seed host's upload limit, as Dragonfly)",
     )
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy logs and records here")
     parser.add_argument(
@@ -466,7 +467,7 @@ def main() -> int:
                 {
                     "server": {"listen": addresses["ctl"], "port": SCHEDULER_PORT},
                     "records": {"path": str(work / "records.jsonl"), "buffer_size": 0},
-                    "scheduling": {"seed_upload_limit": args.seed_children},
+                    "scheduling": {} if args.seed_children is None else {"seed_task_children": args.seed_children},
                 }
             )
         )

@@ -33,6 +33,12 @@ class SchedulingSection(Section):
     seed_trigger_wait_s: float = Field(default=5.0, ge=0, description="how long peers wait for a seed peer")
     normal_upload_limit: int = Field(default=50, ge=1)
     seed_upload_limit: int = Field(default=300, ge=1)
+    seed_task_children: int = Field(
+        default=2,
+        ge=0,
+        description="children of one task a seed peer serves while it still reads the origin (0 = only the "
+        "host's upload limit): the seed feeds a few peers and the rest pipeline behind them",
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> SchedulingSection:

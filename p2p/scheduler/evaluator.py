@@ -128,8 +128,8 @@ def evaluate(parent: Peer, child: Peer, total_piece_count: int, rtt: RTTLookup |
     )
 
 
-def can_serve(candidate: Peer, child: Peer, blocklist: Collection[PeerID]) -> bool:
-    """The filter chain, in Dragonfly's order."""
+def can_serve(candidate: Peer, child: Peer, blocklist: Collection[PeerID], seed_task_children: int = 0) -> bool:
+    """The filter chain, in Dragonfly's order, plus our per-task fan-out of a seed still at the origin."""
     task = child.task
     if candidate.id in blocklist:
         return False
@@ -143,6 +143,11 @@ def can_serve(candidate: Peer, child: Peer, blocklist: Collection[PeerID]) -> bo
         return False
     if not candidate.host.is_seed and not has_source_path(candidate):
         return False
+    if candidate.host.is_seed and seed_task_children and candidate.state is not PeerState.SUCCEEDED:
+        # Every child pulling the newest pieces from the seed would make the seed's upload link carry
+        # each piece many times; a few children fed at origin speed forward to the others instead.
+        if len(candidate.children) >= seed_task_children:
+            return False
     return candidate.host.free_upload_count() > 0
 
 
@@ -174,11 +179,12 @@ def find_candidate_parents(
     sample_size: int,
     rng: random.Random,
     rtt: RTTLookup | None = None,
+    seed_task_children: int = 0,
 ) -> list[Peer]:
     """Best-first parents for `child`, at most `limit`, chosen from a random sample of the task's peers."""
     others = [p for p in child.task.peers.values() if p is not child]
     sample = rng.sample(others, min(sample_size, len(others)))
-    survivors = [p for p in sample if can_serve(p, child, blocklist)]
+    survivors = [p for p in sample if can_serve(p, child, blocklist, seed_task_children)]
     total = child.task.total_piece_count
     survivors.sort(key=lambda p: evaluate(p, child, total, rtt), reverse=True)
     return survivors[:limit]

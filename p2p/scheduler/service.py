@@ -371,6 +371,7 @@ class SchedulerService:
             sample_size=self.sched.filter_parent_limit,
             rng=self._rng,
             rtt=self._rtt,
+            seed_task_children=self.sched.seed_task_children,
         )
 
     def _top_up(self, peer: Peer) -> None:

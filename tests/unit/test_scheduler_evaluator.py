@@ -53,9 +53,9 @@ def bts(p: Peer) -> Peer:
     return p
 
 
-def find(child: Peer, blocklist: set[PeerID] | None = None, limit: int = 4) -> list[Peer]:
+def find(child: Peer, blocklist: set[PeerID] | None = None, limit: int = 4, seed_children: int = 0) -> list[Peer]:
     return evaluator.find_candidate_parents(
-        child, blocklist or set(), limit=limit, sample_size=40, rng=random.Random(1)
+        child, blocklist or set(), limit=limit, sample_size=40, rng=random.Random(1), seed_task_children=seed_children
     )
 
 
@@ -157,3 +157,17 @@ def test_peers_cut_off_from_any_source_cannot_serve() -> None:
     root.fsm.fire(PeerEvent.DOWNLOAD_FAILED)  # the root is gone; a and b only have each other upstream
     w.task.add_edge(b, a)  # even a loop of running peers does not make data appear
     assert find(child) == []
+
+
+def test_a_seed_at_the_origin_feeds_only_a_few_children_of_a_task() -> None:
+    w = World()
+    seed = bts(w.peer("seed", seed=True, limit=300))
+    first, second = running(w.peer("first")), running(w.peer("second"))
+    w.task.add_edge(seed, first)
+    w.task.add_edge(seed, second)
+    third = running(w.peer("third"))
+    assert {p.id for p in find(third, seed_children=2)} == {first.id, second.id}  # they forward to it
+    assert seed.id in {p.id for p in find(third, seed_children=3)}
+    assert seed.id in {p.id for p in find(third, seed_children=0)}  # 0: only the host's upload limit
+    seed.fsm.fire(PeerEvent.DOWNLOAD_SUCCEEDED)  # done: a finished parent like any other
+    assert seed.id in {p.id for p in find(third, seed_children=2)}
