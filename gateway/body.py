@@ -4,7 +4,7 @@
 does not match what the client promised (length, x-amz-content-sha256, x-amz-checksum-*), after
 the last piece and before the iterator ends, so a consumer that commits only at the end never
 commits a bad object. Content-MD5 is only parsed here: whoever computes the ETag compares it.
-Hashing runs in a worker thread (hashlib and zlib release the GIL).
+Hashing runs in a worker thread (hashlib, zlib and awscrt release the GIL; see `gateway.checksums`).
 """
 
 from __future__ import annotations

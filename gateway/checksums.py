@@ -1,8 +1,10 @@
 """The flexible checksums S3 clients send (`x-amz-checksum-<algorithm>`, base64 of the big-endian digest).
 
-CRC32 uses zlib and SHA via hashlib (both release the GIL on large buffers). CRC32C and CRC64NVME
-have no fast implementation in the standard library; they are table-driven here, which is slow but
-only used when a client asks for them explicitly (boto3's default is CRC32).
+Every algorithm runs in native code that releases the GIL on large buffers, so `gateway.body` hashes
+request bodies in a worker thread: CRC32 with zlib, CRC32C and CRC64NVME with `awscrt.checksums`
+(the AWS common runtime, the implementation botocore and the aws cli use for the same checksums;
+hardware-accelerated on x86_64 and aarch64), SHA-1 and SHA-256 with hashlib. zlib's CRC32 is kept
+because it measured faster than awscrt's on x86_64 (about 6 GB/s against 3 GB/s per core).
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
+from collections.abc import Callable
 from typing import Protocol
+
+from awscrt import checksums as crt
 
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 
@@ -21,47 +26,19 @@ class Checksum(Protocol):
     def b64(self) -> str: ...
 
 
-class _Crc32:
-    def __init__(self) -> None:
+class _Crc:
+    """A running CRC: `fn(data, previous) -> value` as zlib.crc32 and awscrt's functions have it."""
+
+    def __init__(self, fn: Callable[[bytes, int], int], size_bytes: int) -> None:
+        self._fn = fn
+        self._size_bytes = size_bytes
         self._value = 0
 
     def update(self, data: bytes) -> None:
-        self._value = zlib.crc32(data, self._value)
+        self._value = self._fn(data, self._value)
 
     def b64(self) -> str:
-        return base64.b64encode(self._value.to_bytes(4, "big")).decode()
-
-
-def _reflected_table(poly: int, width: int) -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
-        table.append(crc & ((1 << width) - 1))
-    return table
-
-
-_CRC32C_TABLE = _reflected_table(0x82F63B78, 32)
-_CRC64NVME_TABLE = _reflected_table(0x9A6C9329AC4BC9B5, 64)
-
-
-class _TableCrc:
-    def __init__(self, table: list[int], width: int) -> None:
-        self._table = table
-        self._mask = (1 << width) - 1
-        self._width = width
-        self._crc = self._mask
-
-    def update(self, data: bytes) -> None:
-        crc, table = self._crc, self._table
-        for byte in data:
-            crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-        self._crc = crc
-
-    def b64(self) -> str:
-        value = self._crc ^ self._mask
-        return base64.b64encode(value.to_bytes(self._width // 8, "big")).decode()
+        return base64.b64encode(self._value.to_bytes(self._size_bytes, "big")).decode()
 
 
 class _Hash:
@@ -78,11 +55,11 @@ class _Hash:
 def new_checksum(algorithm: str) -> Checksum:
     """`algorithm` is one of ALGORITHMS (lowercase)."""
     if algorithm == "crc32":
-        return _Crc32()
+        return _Crc(zlib.crc32, 4)
     if algorithm == "crc32c":
-        return _TableCrc(_CRC32C_TABLE, 32)
+        return _Crc(crt.crc32c, 4)
     if algorithm == "crc64nvme":
-        return _TableCrc(_CRC64NVME_TABLE, 64)
+        return _Crc(crt.crc64nvme, 8)
     if algorithm in ("sha1", "sha256"):
         return _Hash(algorithm)
     raise ValueError(f"unknown checksum algorithm {algorithm!r}")

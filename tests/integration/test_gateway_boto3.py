@@ -17,6 +17,13 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.httpchecksum import (
+    Crc32Checksum,
+    CrtCrc32cChecksum,
+    CrtCrc64NvmeChecksum,
+    Sha1Checksum,
+    Sha256Checksum,
+)
 
 from tests.integration.gateway_fixtures import Gateway, running_gateway
 
@@ -215,14 +222,28 @@ def test_buckets_location_versioning_and_uploads(s3: Any, bucket: str) -> None:
     assert _code(exc) == "NoSuchUpload"
 
 
+CHECKSUM_CLASSES = {"CRC32": Crc32Checksum, "CRC32C": CrtCrc32cChecksum, "CRC64NVME": CrtCrc64NvmeChecksum,
+                    "SHA1": Sha1Checksum, "SHA256": Sha256Checksum}  # fmt: skip
+
+
 def test_checksum_modes(gw: Gateway, bucket: str) -> None:
-    """The explicit flexible checksums boto3 can send; a wrong one is refused and nothing is stored."""
+    """Every flexible checksum boto3 can send (CRC32C and CRC64NVME through awscrt) is verified and
+    echoed; a wrong one is refused with BadDigest and nothing is stored."""
     s3 = client(gw)
-    for algorithm in ("CRC32", "SHA1", "SHA256"):  # CRC32C needs awscrt in boto3
-        s3.put_object(Bucket=bucket, Key=f"c-{algorithm}", Body=b"x" * 1000, ChecksumAlgorithm=algorithm)
-        assert s3.get_object(Bucket=bucket, Key=f"c-{algorithm}")["Body"].read() == b"x" * 1000
-    with pytest.raises(ClientError) as exc:
-        s3.put_object(Bucket=bucket, Key="bad", Body=b"abc", ChecksumCRC32="AAAAAA==")
-    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    with pytest.raises(ClientError):
-        s3.head_object(Bucket=bucket, Key="bad")
+    data = random.Random(5).randbytes(3 * MiB + 7)  # four 1 MiB pieces on the gateway's side
+    for algorithm, checksum_cls in CHECKSUM_CLASSES.items():
+        expected = checksum_cls()
+        expected.update(data)
+        key = f"c-{algorithm}"
+        reply = s3.put_object(Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm=algorithm)
+        assert reply[f"Checksum{algorithm}"] == expected.b64digest()
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+        wrong = checksum_cls()
+        wrong.update(data[:-1])
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=bucket, Key=f"bad-{algorithm}", Body=data,
+                          **{f"Checksum{algorithm}": wrong.b64digest()})
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert _code(exc) == "BadDigest", algorithm
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=bucket, Key=f"bad-{algorithm}")

@@ -24,7 +24,13 @@ import pytest
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+from botocore.httpchecksum import (
+    AwsChunkedWrapper,
+    BaseChecksum,
+    Crc32Checksum,
+    CrtCrc32cChecksum,
+    CrtCrc64NvmeChecksum,
+)
 
 from gateway import auth as sigv4
 from tests.integration.gateway_fixtures import Gateway, running_gateway
@@ -206,14 +212,21 @@ def test_expect_100_continue_waits_for_auth(gw: Gateway, bucket: str) -> None:
         assert sock.recv(4096).startswith(b"HTTP/1.1 403")  # refused before the body is sent
 
 
-def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False,
+TRAILER_CHECKSUMS: dict[str, type[BaseChecksum]] = {
+    "crc32": Crc32Checksum, "crc32c": CrtCrc32cChecksum, "crc64nvme": CrtCrc64NvmeChecksum,
+}
+
+
+def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False, algorithm: str = "crc32",
                  transfer_chunked: bool = False) -> tuple[int, dict[str, str], bytes]:
-    body = AwsChunkedWrapper(io.BytesIO(payload), checksum_cls=Crc32Checksum,
-                             checksum_name="x-amz-checksum-crc32").read()
+    """botocore's own aws-chunked encoder with an unsigned trailing x-amz-checksum-<algorithm>."""
+    trailer = f"x-amz-checksum-{algorithm}"
+    body = AwsChunkedWrapper(io.BytesIO(payload), checksum_cls=TRAILER_CHECKSUMS[algorithm],
+                             checksum_name=trailer).read()
     if damage:
-        body = body.replace(b"x-amz-checksum-crc32:", b"x-amz-checksum-crc32:A")
+        body = body.replace(f"{trailer}:".encode(), f"{trailer}:A".encode())
     extra = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(payload)),
-             "x-amz-trailer": "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm": "CRC32"}
+             "x-amz-trailer": trailer, "x-amz-sdk-checksum-algorithm": algorithm.upper()}
     headers = _signed_headers(gw, "PUT", path, headers=extra, payload=sigv4.STREAMING_UNSIGNED_TRAILER)
     if not transfer_chunked:
         headers["Content-Length"] = str(len(body))
@@ -228,15 +241,19 @@ def _chunked_put(gw: Gateway, path: str, payload: bytes, *, damage: bool = False
         conn.close()
 
 
-def test_aws_chunked_trailer_checksum(gw: Gateway, bucket: str) -> None:
+@pytest.mark.parametrize("algorithm", sorted(TRAILER_CHECKSUMS))
+def test_aws_chunked_trailer_checksum(gw: Gateway, bucket: str, algorithm: str) -> None:
     payload = bytes(range(256)) * 4200  # a little over 1 MiB: two chunks
-    status, headers, _ = _chunked_put(gw, f"/{bucket}/trailer", payload)
+    expected = TRAILER_CHECKSUMS[algorithm]()
+    expected.update(payload)
+    status, headers, _ = _chunked_put(gw, f"/{bucket}/trailer", payload, algorithm=algorithm)
     assert status == 200 and headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
+    assert headers[f"x-amz-checksum-{algorithm}"] == expected.b64digest()
     assert _s3(gw).get_object(Bucket=bucket, Key="trailer")["Body"].read() == payload
-    status, _, _ = _chunked_put(gw, f"/{bucket}/trailer-te", payload, transfer_chunked=True)
+    status, _, _ = _chunked_put(gw, f"/{bucket}/trailer-te", payload, algorithm=algorithm, transfer_chunked=True)
     assert status == 200
     assert _s3(gw).get_object(Bucket=bucket, Key="trailer-te")["Body"].read() == payload
-    status, _, body = _chunked_put(gw, f"/{bucket}/trailer-bad", payload, damage=True)
+    status, _, body = _chunked_put(gw, f"/{bucket}/trailer-bad", payload, algorithm=algorithm, damage=True)
     assert status == 400 and _code(body) == "BadDigest"
     with pytest.raises(_s3(gw).exceptions.ClientError):
         _s3(gw).head_object(Bucket=bucket, Key="trailer-bad")
