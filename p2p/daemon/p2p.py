@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from p2p.clients.interceptor import ExceptionToStatusInterceptor
 from p2p.clients.scheduler import SchedulerClient
+from p2p.common.digest import piece_size_for
 from p2p.common.ids import host_id, local_hostname, peer_id
 from p2p.daemon.announcer import Announcer
 from p2p.daemon.conductor import Conductor
@@ -47,6 +48,8 @@ from p2p.types import HostID, PeerID, SourceStat, TaskID
 log = logging.getLogger(__name__)
 
 DAEMON_SERVICE = "dfly.p2p.v1.Daemon"
+OFFER_TIMEOUT_S = 10.0  # one offer (register + result) gives up after this long
+MAX_OFFERS = 64  # offers in flight; more are dropped (the task is still served, just not announced)
 
 
 class _DaemonServicer(pb_grpc.DaemonServicer):
@@ -90,6 +93,7 @@ class P2PNode:
         self._server: aio.Server | None = None
         self._health: Any = None
         self._announcer: Announcer | None = None
+        self._offers: set[asyncio.Task[None]] = set()
         self.rpc_port = 0
         self.manager = ManagerLink.from_config(config)  # None without scheduler.manager
 
@@ -131,8 +135,34 @@ class P2PNode:
             task_id=task_id, peer_id=peer, success=True, content_length=spec.content_length, total_piece_count=pieces
         )
         await self.scheduler.report_result(address, result)
-        log.info("task_id=%s already here: announced to the scheduler as peer %s", task_id, peer)
+        log.debug("task_id=%s held in full: announced to the scheduler as peer %s", task_id, peer)
         return peer
+
+    def offer(self, task_id: TaskID, url: str, stat: SourceStat) -> None:
+        """Announce, in the background, that this daemon holds the whole-object task `task_id` of
+        `url` at `stat.version` (an object just written through it), so the scheduler hands this
+        daemon to other peers as a finished parent. Never raises and never waits: with no scheduler
+        reachable, an empty object or too many offers in flight it does nothing; a failed or slow
+        announcement (OFFER_TIMEOUT_S) is logged at debug level and dropped."""
+        if stat.size == 0:
+            return  # nothing to hand out: readers of an empty object need no parent
+        if self.scheduler is None or self.scheduler.pick(task_id) is None:
+            log.debug("task_id=%s not offered: no scheduler reachable", task_id)
+            return
+        if len(self._offers) >= MAX_OFFERS:
+            log.debug("task_id=%s not offered: %d offers in flight", task_id, len(self._offers))
+            return
+        spec = TaskSpec(url=url, stat=stat, piece_size=piece_size_for(stat.size))
+        job = asyncio.get_running_loop().create_task(self._offer(task_id, spec), name=f"offer-{task_id[:12]}")
+        self._offers.add(job)
+        job.add_done_callback(self._offers.discard)
+
+    async def _offer(self, task_id: TaskID, spec: TaskSpec) -> None:
+        try:
+            async with asyncio.timeout(OFFER_TIMEOUT_S):
+                await self.announce_complete(task_id, spec)
+        except Exception as exc:  # best effort: readers then fetch it as if it had not been offered
+            log.debug("task_id=%s offer to the scheduler failed: %r", task_id, exc)
 
     def downloader_factory(self, task: TaskStore, url: str, stat: SourceStat) -> Conductor:
         return Conductor(self, task, url, stat)
@@ -175,7 +205,7 @@ class P2PNode:
         self._server, self.rpc_port = server, port
 
     async def aclose(self) -> None:
-        jobs, self._jobs = self._jobs, []
+        jobs, self._jobs = self._jobs + list(self._offers), []
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
