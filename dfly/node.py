@@ -118,8 +118,9 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
         own_dfstore_url = ""  # set once the dfstore API is bound; replicas never go to ourselves
         replicator = HTTPReplicator(lambda: config.dfstore.replica_peers, own_url=lambda: own_dfstore_url)
         stack.push_async_callback(replicator.close)
+        # Objects written through this daemon are offered to its scheduler as finished tasks.
         service = ObjectService(
-            backend, tasks, spool_dir=home / "spool", writeback=writeback, replicator=replicator
+            backend, tasks, spool_dir=home / "spool", writeback=writeback, replicator=replicator, offerer=p2p_node
         )
         stack.push_async_callback(service.close)
 

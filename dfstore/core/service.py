@@ -10,6 +10,13 @@ and size on the way), imported into the cache so the next GET is a hit, then per
 - EPHEMERAL: cache only (HEAD/GET through the origin answer 404, as upstream).
 
 Read-your-writes on this node: while a write waits in the journal, head/get/list/copy see it.
+
+Writer as a P2P source: once the origin holds the written version (WRITE_BACK: before the 200;
+ASYNC_WRITE_BACK: when the journal's upload lands with the same version) and the cache holds it in
+full, the `offerer` (the daemon's P2PNode) announces the task to its scheduler in the background,
+so other peers read it from this daemon instead of the origin. EPHEMERAL writes are never offered:
+readers elsewhere get 404 from the origin and compute no task id for them.
+
 The service does not own its collaborators: whoever built the backend, task manager and journal
 closes them; `close()` only stops the replications this service started.
 """
@@ -47,9 +54,10 @@ from dfstore.errors import (
 )
 from dfstore.models import Bucket, ListPage, ObjectMeta, PutMode, PutOptions
 from p2p.common.httprange import RangeNotSatisfiable, RangeSpec
+from p2p.common.ids import task_id as make_task_id
 from p2p.daemon.tasks import TaskManager
 from p2p.errors import P2PError
-from p2p.types import MiB, SourceStat
+from p2p.types import MiB, SourceStat, TaskID
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,13 @@ class Replicator(Protocol):
     """Copies a freshly written object to seed peers (dfstore-wire.md §2.2)."""
 
     async def replicate(self, meta: ObjectMeta, path: Path, max_replicas: int) -> None: ...
+
+
+class Offerer(Protocol):
+    """Announces a whole task this daemon holds to the P2P scheduler (P2PNode.offer): in the
+    background, never raising and never waiting."""
+
+    def offer(self, task_id: TaskID, url: str, stat: SourceStat) -> None: ...
 
 
 def _check_content_md5(content_md5: str, actual: bytes, bucket: str, key: str) -> None:
@@ -73,6 +88,17 @@ def _check_content_md5(content_md5: str, actual: bytes, bucket: str, key: str) -
         raise BadDigest("the Content-MD5 you specified did not match what we received", bucket=bucket, key=key)
 
 
+def _describes(meta: ObjectMeta, size: int, etag: str) -> bool:
+    """Whether the origin's answer after our write can describe our bytes: same size, and not two
+    different MD5s (another writer's version seen by the HEAD after an S3 PUT). An ETag that is not
+    a plain MD5 (multipart `md5-N`, or an origin's own kind) is taken as ours."""
+    return meta.size == size and (meta.etag == etag or not (_is_md5(meta.etag) and _is_md5(etag)))
+
+
+def _is_md5(etag: str) -> bool:
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
+
+
 def _stat_of(meta: ObjectMeta) -> SourceStat:
     return SourceStat(size=meta.size, version=meta.version, content_type=meta.content_type)
 
@@ -86,6 +112,7 @@ class ObjectService:
         spool_dir: Path,
         writeback: WriteBackQueue,
         replicator: Replicator | None = None,
+        offerer: Offerer | None = None,
     ) -> None:
         self.backend = backend
         self.tasks = tasks
@@ -98,6 +125,9 @@ class ObjectService:
                 stale.unlink(missing_ok=True)
         self.writeback = writeback
         self.replicator = replicator
+        self.offerer = offerer
+        if offerer is not None:
+            writeback.on_landed = self._landed
         self._replications: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -289,22 +319,45 @@ class ObjectService:
             meta = await self.backend.put_object(bucket, key, path, options, etag=etag)
         else:
             meta = local
-        await self._import(meta, path, required=mode == PutMode.EPHEMERAL)
+        imported = await self._import(meta, path, required=mode == PutMode.EPHEMERAL)
+        if mode == PutMode.WRITE_BACK and imported is not None and _describes(meta, size, etag):
+            self._offer(meta, imported)  # the origin has this very version: readers compute this id
         if mode == PutMode.ASYNC_WRITE_BACK:
             await self.writeback.enqueue(local, options, path, move=own_file)
         if mode != PutMode.EPHEMERAL and max_replicas > 0 and self.replicator is not None:
             await self._start_replication(meta, path, max_replicas)
         return meta
 
-    async def _import(self, meta: ObjectMeta, path: Path, *, required: bool) -> None:
+    async def _import(self, meta: ObjectMeta, path: Path, *, required: bool) -> TaskID | None:
         try:
             with map_p2p_errors(meta.bucket, meta.key):
-                await self.tasks.import_file(object_url(meta.bucket, meta.key), _stat_of(meta), path)
+                return await self.tasks.import_file(object_url(meta.bucket, meta.key), _stat_of(meta), path)
         except Exception as exc:
             if required:
                 raise
             # the origin (or the journal) has the object; the next GET just misses the cache
             log.warning("bucket=%s key=%r not imported into the cache: %s", meta.bucket, meta.key, exc)
+            return None
+
+    def _offer(self, meta: ObjectMeta, task_id: TaskID) -> None:
+        """Offer the cached task of `meta` (the version now on the origin) to other peers."""
+        if self.offerer is None:
+            return
+        task = self.tasks.store.get(task_id)
+        if task is None or not task.done:
+            return  # evicted (or never imported): nothing to hand out
+        self.offerer.offer(task_id, object_url(meta.bucket, meta.key), _stat_of(meta))
+
+    def _landed(self, local: ObjectMeta, origin: ObjectMeta) -> None:
+        """The journal wrote an AsyncWriteBack object to the origin: offer the copy imported at PUT
+        time, if the origin names it with the version that copy's task id was computed from."""
+        if origin.version != local.version or not _describes(origin, local.size, local.etag):
+            log.debug(
+                "bucket=%s key=%r not offered: the origin stored version %s, the cache holds %s",
+                local.bucket, local.key, origin.version, local.version,
+            )
+            return
+        self._offer(local, make_task_id(object_url(local.bucket, local.key), local.version))
 
     async def _start_replication(self, meta: ObjectMeta, path: Path, max_replicas: int) -> None:
         assert self.replicator is not None

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +131,9 @@ class WriteBackQueue:
         self._seq = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Called with (the journal's meta, the origin's meta) once an entry reached the origin and no
+        # newer write of its key is waiting; it must not block or raise (failures are logged).
+        self.on_landed: Callable[[ObjectMeta, ObjectMeta], None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -347,7 +350,7 @@ class WriteBackQueue:
     async def _upload(self, entry: PendingEntry) -> None:
         entry.in_flight = True
         try:
-            await self._backend.put_object(
+            landed = await self._backend.put_object(
                 entry.meta.bucket, entry.meta.key, entry.data, entry.options, etag=entry.meta.etag
             )
         except Exception as exc:  # every failure is retried: an acknowledged write is never dropped
@@ -368,5 +371,10 @@ class WriteBackQueue:
         log.debug("write-back of bucket=%s key=%r reached the origin", entry.meta.bucket, entry.meta.key)
         if self._latest.get(entry.ident) is entry:
             del self._latest[entry.ident]
+            if self.on_landed is not None:
+                try:
+                    self.on_landed(entry.meta, landed)
+                except Exception:
+                    log.exception("write-back of bucket=%s key=%r: landed hook failed", *entry.ident)
         await asyncio.to_thread(entry.remove_files)
         self._update_idle()
