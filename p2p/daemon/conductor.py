@@ -25,7 +25,6 @@ from p2p.daemon.tasks import read_run, source_run_pieces
 from p2p.daemon.taskstore import TaskStore
 from p2p.errors import P2PError, PieceDigestMismatch, SchedulerUnavailable
 from p2p.proto.values import (
-    TINY_FILE_SIZE,
     Code,
     PeerPacket,
     PeerResult,
@@ -388,18 +387,10 @@ class Conductor:
             code=code,
             description=description,
             source_bytes=self.source_bytes,
-            direct_piece=self._direct_piece() if success else b"",
+            direct_piece=task.tiny_content() if success else b"",
         )
         with contextlib.suppress(P2PError):
             await scheduler.report_result(address, result)
-
-    def _direct_piece(self) -> bytes:
-        """A TINY task's content, for the scheduler to hand to later peers with their registration."""
-        task = self._task
-        if not 0 < task.content_length <= TINY_FILE_SIZE or not task.done:
-            return b""
-        with open(task.data_path, "rb") as f:  # at most 128 bytes: not worth a thread
-            return f.read(task.content_length)
 
     async def _shutdown(self) -> None:
         if self._sender is not None:

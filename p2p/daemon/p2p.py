@@ -70,7 +70,7 @@ class _DaemonServicer(pb_grpc.DaemonServicer):
         if done:
             # Already here (an earlier download, a replica push): no download run will register it,
             # so tell the scheduler this seed has the whole task.
-            peer = await self._node.announce_complete(_task_id, spec)
+            peer = await self._node.announce_complete(_task_id, spec, reader.task)
             return pb.TriggerTaskResponse(peer_id=peer)
         return pb.TriggerTaskResponse()
 
@@ -94,6 +94,7 @@ class P2PNode:
         self._health: Any = None
         self._announcer: Announcer | None = None
         self._offers: set[asyncio.Task[None]] = set()
+        self._tasks: TaskManager | None = None
         self.rpc_port = 0
         self.manager = ManagerLink.from_config(config)  # None without scheduler.manager
 
@@ -123,16 +124,25 @@ class P2PNode:
     def new_peer_id(self) -> PeerID:
         return peer_id(self.config.host.ip, seed=self.config.seed)
 
-    async def announce_complete(self, task_id: TaskID, spec: TaskSpec) -> PeerID:
-        """Register a task this daemon holds in full with its scheduler, as a succeeded peer."""
+    async def announce_complete(self, task_id: TaskID, spec: TaskSpec, task: TaskStore | None = None) -> PeerID:
+        """Register a task this daemon holds in full with its scheduler, as a succeeded peer (no seed is
+        triggered for it). With the `task` at hand its piece digests (and a TINY task's content) go
+        along, so later peers of a one-piece task take the registration shortcut."""
         peer = self.new_peer_id()
         if self.scheduler is None:
             return peer
-        reg = Registration(task_id=task_id, peer_id=peer, host=self.host_info, spec=spec)
-        address, _scope = await self.scheduler.register(reg)
-        pieces = -(-spec.content_length // spec.piece_size) if spec.piece_size > 0 else 0
+        held = task if task is not None and task.done and task.task_id == task_id else None
+        pieces = tuple(held.pieces()) if held is not None else ()
+        reg = Registration(task_id=task_id, peer_id=peer, host=self.host_info, spec=spec, complete=True, pieces=pieces)
+        address, _registered = await self.scheduler.register(reg)
+        count = -(-spec.content_length // spec.piece_size) if spec.piece_size > 0 else 0
         result = PeerResult(
-            task_id=task_id, peer_id=peer, success=True, content_length=spec.content_length, total_piece_count=pieces
+            task_id=task_id,
+            peer_id=peer,
+            success=True,
+            content_length=spec.content_length,
+            total_piece_count=count,
+            direct_piece=held.tiny_content() if held is not None else b"",
         )
         await self.scheduler.report_result(address, result)
         log.debug("task_id=%s held in full: announced to the scheduler as peer %s", task_id, peer)
@@ -160,7 +170,8 @@ class P2PNode:
     async def _offer(self, task_id: TaskID, spec: TaskSpec) -> None:
         try:
             async with asyncio.timeout(OFFER_TIMEOUT_S):
-                await self.announce_complete(task_id, spec)
+                held = self._tasks.store.get(task_id) if self._tasks is not None else None
+                await self.announce_complete(task_id, spec, held)
         except Exception as exc:  # best effort: readers then fetch it as if it had not been offered
             log.debug("task_id=%s offer to the scheduler failed: %r", task_id, exc)
 
@@ -169,6 +180,7 @@ class P2PNode:
 
     async def start(self, tasks: TaskManager, *, upload_port: int) -> None:
         loop = asyncio.get_running_loop()
+        self._tasks = tasks
         if self.config.seed:
             await self._start_rpc(tasks)
         self.host_info = self._host(download_port=upload_port, rpc_port=self.rpc_port)

@@ -22,6 +22,7 @@ from p2p.common.digest import piece_count as _piece_count
 from p2p.common.digest import piece_digest
 from p2p.common.digest import task_digest as _task_digest
 from p2p.errors import P2PError, PieceDigestMismatch, PieceNotFound, StorageError, TaskNotFound
+from p2p.proto.values import TINY_FILE_SIZE
 from p2p.types import ByteRange, FileRegion, MiB, PieceInfo, TaskID
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,14 @@ class TaskStore:
     @property
     def present_count(self) -> int:
         return len(self._pieces)
+
+    def tiny_content(self) -> bytes:
+        """The whole content of a complete TINY task (the scheduler hands it to later peers with their
+        registration); empty otherwise."""
+        if not 0 < self.content_length <= TINY_FILE_SIZE or not self.done:
+            return b""
+        with open(self.data_path, "rb") as f:  # at most 128 bytes: not worth a thread
+            return f.read(self.content_length)
 
     def pieces(self) -> list[PieceInfo]:
         return [self._pieces[n] for n in sorted(self._pieces)]

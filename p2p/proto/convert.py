@@ -89,7 +89,12 @@ def piece_from_pb(msg: pb.Piece) -> PieceInfo:
 
 def registration_to_pb(reg: Registration) -> pb.RegisterPeerRequest:
     return pb.RegisterPeerRequest(
-        task_id=reg.task_id, peer_id=reg.peer_id, host=host_to_pb(reg.host), source=spec_to_pb(reg.spec)
+        task_id=reg.task_id,
+        peer_id=reg.peer_id,
+        host=host_to_pb(reg.host),
+        source=spec_to_pb(reg.spec),
+        complete=reg.complete,
+        pieces=[piece_to_pb(p) for p in reg.pieces],
     )
 
 
@@ -99,6 +104,8 @@ def registration_from_pb(msg: pb.RegisterPeerRequest) -> Registration:
         peer_id=PeerID(msg.peer_id),
         host=host_from_pb(msg.host),
         spec=spec_from_pb(msg.source),
+        complete=msg.complete,
+        pieces=tuple(piece_from_pb(p) for p in msg.pieces),
     )
 
 

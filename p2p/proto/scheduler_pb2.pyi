@@ -125,16 +125,20 @@ class LeaveHostRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class RegisterPeerRequest(_message.Message):
-    __slots__ = ("task_id", "peer_id", "host", "source")
+    __slots__ = ("task_id", "peer_id", "host", "source", "complete", "pieces")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PIECES_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     peer_id: str
     host: Host
     source: TaskSource
-    def __init__(self, task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., source: _Optional[_Union[TaskSource, _Mapping]] = ...) -> None: ...
+    complete: bool
+    pieces: _containers.RepeatedCompositeFieldContainer[Piece]
+    def __init__(self, task_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., source: _Optional[_Union[TaskSource, _Mapping]] = ..., complete: _Optional[bool] = ..., pieces: _Optional[_Iterable[_Union[Piece, _Mapping]]] = ...) -> None: ...
 
 class RegisterPeerResponse(_message.Message):
     __slots__ = ("task_id", "size_scope", "content", "parent", "piece")

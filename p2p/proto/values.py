@@ -160,6 +160,8 @@ class Registration:
     peer_id: PeerID
     host: HostInfo
     spec: TaskSpec
+    complete: bool = False  # the peer holds the whole task already: a succeeded parent at once
+    pieces: tuple[PieceInfo, ...] = ()  # with `complete`: its pieces
 
 
 @dataclass(frozen=True)

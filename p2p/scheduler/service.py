@@ -39,7 +39,7 @@ from p2p.scheduler.fsm import PeerEvent, PeerState, TaskEvent, TaskState
 from p2p.scheduler.records import RecordWriter
 from p2p.scheduler.state import Host, Peer, Resources, Task
 from p2p.scheduler.topology import NetworkTopology
-from p2p.types import HostID, PeerID, TaskID
+from p2p.types import HostID, PeerID, PieceInfo, TaskID
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,8 @@ class SchedulerService:
             return RegisterResult(SizeScope.EMPTY if empty else SizeScope.NORMAL)
         peer = self.res.get_or_create_peer(reg.peer_id, task, host)
         task.updated_at = self.clock()
+        if reg.complete:
+            return self._register_complete(task, peer, reg.pieces)
         self._trigger_task(task, peer)
         if task.content_length == 0:
             peer.fsm.fire(PeerEvent.REGISTER_EMPTY)
@@ -191,6 +193,22 @@ class SchedulerService:
             result = RegisterResult(SizeScope.NORMAL)
         peer.size_scope = result.scope
         return result
+
+    def _register_complete(self, task: Task, peer: Peer, pieces: tuple[PieceInfo, ...]) -> RegisterResult:
+        """A peer that holds the whole task already (an object written through it, a seed that has it
+        on disk) is a succeeded parent at once: no seed trigger, no scheduling, no origin read. Its
+        pieces stand for the origin's (they are the bytes the origin has under this version)."""
+        empty = task.content_length == 0
+        peer.fsm.fire(PeerEvent.REGISTER_EMPTY if empty else PeerEvent.REGISTER_NORMAL)
+        peer.fsm.fire(PeerEvent.DOWNLOAD_SUCCEEDED)
+        peer.finished_pieces = set(range(task.total_piece_count))
+        if task.state is not TaskState.SUCCEEDED:
+            if task.state is not TaskState.RUNNING:
+                task.fsm.fire(TaskEvent.DOWNLOAD)
+            task.fsm.fire(TaskEvent.DOWNLOAD_SUCCEEDED)
+        for piece in pieces:
+            task.source_pieces.setdefault(piece.number, piece)
+        return RegisterResult(SizeScope.EMPTY if empty else SizeScope.NORMAL)
 
     def _register_small(self, task: Task, peer: Peer) -> RegisterResult | None:
         """A succeeded TINY task is answered with its content, a SMALL one with a finished parent:

@@ -40,17 +40,11 @@ def _digest(data: bytes) -> str:
 async def _start(cl: Cluster, bucket: str) -> tuple[Child, Child, Child]:
     (cl.rclone.root / bucket).mkdir()  # before any daemon lists the origin's buckets
     await asyncio.to_thread(cl.scheduler)
+    # A seed is up before the write: the writer's announcement must not trigger it to read the origin.
+    await asyncio.to_thread(cl.daemon, "seed", seed=True)
     a, b, c = [await asyncio.to_thread(cl.daemon, f"peer-{n}") for n in "abc"]
     await asyncio.sleep(1.0)  # health checks and host announcements
     return a, b, c
-
-
-async def _start_seed(cl: Cluster) -> None:
-    """A seed peer joins once the writer's offer is in. With a seed known at offer time, the
-    scheduler triggers it on the offer's registration (as for any new task), and when the seed
-    registers before the writer's result it is sent to the origin (see docs/p2p.md)."""
-    await asyncio.to_thread(cl.daemon, "seed", seed=True)
-    await asyncio.sleep(1.0)
 
 
 def _of(daemon: Child, peer_id: str) -> bool:
@@ -109,7 +103,6 @@ async def test_dfstore_put_makes_the_writer_the_source(cluster: Cluster, mode: s
     await _put_dfstore(a.ready["dfstore"], bucket, "obj.bin", data, mode)
     # AsyncWriteBack: offered only once the journal wrote the object to the origin.
     offered = await asyncio.to_thread(_wait_offered, cluster, a)
-    await _start_seed(cluster)
     url = f"/buckets/{bucket}/objects/obj.bin"
     results = [await get_all([f"{r.ready['dfstore']}{url}"]) for r in (b, c)]
     origin_bytes = cluster.proxy.bytes_from_target - before
@@ -195,7 +188,6 @@ async def test_s3_put_makes_the_writer_the_source(cluster: Cluster, multipart: b
 
     await asyncio.to_thread(write)
     offered = await asyncio.to_thread(_wait_offered, cluster, a)
-    await _start_seed(cluster)
     def read(reader: Child) -> bytes:
         body: bytes = _s3(reader.ready["s3"]).get_object(Bucket=bucket, Key="obj.bin")["Body"].read()
         return body

@@ -383,3 +383,30 @@ async def test_tiny_content_that_does_not_match_the_origin_digest_is_not_kept() 
     b = h.join("b", task=task, spec=spec, scope=SizeScope.SMALL)  # from the finished parent instead
     assert h.registered[b].parent is not None and h.registered[b].content == b""
     await h.svc.aclose()
+
+
+async def test_a_complete_registration_is_a_succeeded_parent_and_triggers_no_seed() -> None:
+    """A writer (or a seed with the task on disk) announces a task it holds in full."""
+    triggered: list[TaskID] = []
+
+    class Seeds:
+        async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
+            triggered.append(task_id)
+
+    h = Harness(SchedulerService(config(), seeds=Seeds(), rng=random.Random(0)))
+    h.svc.announce_host(host("seed", seed=True))
+    content = bytes(range(250)) * 4  # one piece
+    task, spec = one_piece_task(content)
+    piece = PieceInfo(number=0, offset=0, size=len(content), digest=piece_digest(content))
+    writer = PeerID("peer-writer")
+    reg = Registration(task_id=task, peer_id=writer, host=host("writer"), spec=spec, complete=True, pieces=(piece,))
+    assert h.svc.register_peer(reg).scope is SizeScope.NORMAL
+    await asyncio.sleep(0.02)
+    assert triggered == [] and h.state(writer) is PeerState.SUCCEEDED
+    assert h.svc.res.tasks[task].state is TaskState.SUCCEEDED
+    # Its pieces stand for the origin's: the next peer of this one-piece task takes the shortcut.
+    b = h.join("b", task=task, spec=spec, scope=SizeScope.SMALL)
+    parent = h.registered[b].parent
+    assert parent is not None and parent.peer_id == writer
+    assert h.registered[b].piece == piece
+    await h.svc.aclose()
