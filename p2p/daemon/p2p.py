@@ -28,7 +28,7 @@ from p2p.clients.interceptor import ExceptionToStatusInterceptor
 from p2p.clients.scheduler import SchedulerClient
 from p2p.common.digest import piece_size_for
 from p2p.common.ids import host_id, local_hostname, peer_id
-from p2p.daemon.announcer import Announcer
+from p2p.daemon.announcer import Announcer, StoredTasks
 from p2p.daemon.conductor import Conductor
 from p2p.daemon.config import DaemonConfig
 from p2p.daemon.discovery import ManagerLink
@@ -175,6 +175,13 @@ class P2PNode:
         except Exception as exc:  # best effort: readers then fetch it as if it had not been offered
             log.debug("task_id=%s offer to the scheduler failed: %r", task_id, exc)
 
+    async def _announce_stored(self, task: TaskStore) -> None:
+        spec = task.spec()
+        tasks = self._tasks
+        # Skip a task GC removed (or a re-download replaced) since the daemon started.
+        if spec is not None and tasks is not None and tasks.store.get(task.task_id) is task and task.done:
+            await self.announce_complete(task.task_id, spec, task)
+
     def downloader_factory(self, task: TaskStore, url: str, stat: SourceStat) -> Conductor:
         return Conductor(self, task, url, stat)
 
@@ -196,6 +203,10 @@ class P2PNode:
         self._announcer = Announcer(self.scheduler, self.host_info, self.config.scheduler.announce_interval_s)
         self._jobs.append(loop.create_task(self.scheduler.watch_health(), name="scheduler-health"))
         self._jobs.append(loop.create_task(self._announcer.run(), name="announcer"))
+        stored = StoredTasks(
+            self.scheduler, tasks.store.tasks(), self._announce_stored, self.config.scheduler.health_interval_s
+        )
+        self._jobs.append(loop.create_task(stored.run(), name="stored-tasks"))
         if self.config.network_topology.enable:
             prober = Prober(self.scheduler, self.host_info, self.config.network_topology.probe)
             self._jobs.append(loop.create_task(prober.run(), name="prober"))

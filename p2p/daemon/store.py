@@ -47,7 +47,7 @@ from p2p.daemon.taskstore import (
     valid_task_id,
 )
 from p2p.errors import StorageError
-from p2p.types import ByteRange, TaskID
+from p2p.types import ByteRange, SourceStat, TaskID
 
 __all__ = ["PieceStore", "TaskStore"]
 
@@ -139,8 +139,10 @@ class PieceStore:
         piece_size: int,
         content_type: str,
         byte_range: ByteRange | None = None,
+        source: SourceStat | None = None,
     ) -> TaskStore:
-        """A new, empty task (sparse data file of the full length), or the existing one of that id."""
+        """A new, empty task (sparse data file of the full length), or the existing one of that id.
+        `source`: the origin object it copies, recorded so a restarted daemon can offer the task."""
         if content_length < 0 or piece_size <= 0:
             raise ValueError("content_length must be >= 0 and piece_size > 0")
         if self.quota_bytes > 0 and task_id not in self._tasks and self.used_bytes + content_length > self.quota_bytes:
@@ -160,6 +162,7 @@ class PieceStore:
                 byte_range=byte_range,
                 clock=self._clock,
                 last_access=self._clock(),
+                source=source,
             )
             try:
                 await asyncio.to_thread(task.init_files)
@@ -177,6 +180,7 @@ class PieceStore:
         piece_size: int,
         content_type: str,
         path: Path,
+        source: SourceStat | None = None,
     ) -> TaskStore:
         """Seed a completed task from a file we already hold: hard-link it (or copy it in the kernel)
         into the store, digest its pieces (the one read through Python), mark it done.
@@ -201,6 +205,7 @@ class PieceStore:
             byte_range=None,
             clock=self._clock,
             last_access=self._clock(),
+            source=source,
         )
         try:
             try:

@@ -356,6 +356,7 @@ class TaskManager:
                 content_length=stat.size,
                 piece_size=piece_size_for(stat.size),
                 content_type=stat.content_type,
+                source=stat,
             )
             start, length = 0, stat.size
         elif task is not None:
@@ -368,6 +369,7 @@ class TaskManager:
                 piece_size=piece_size_for(byte_range.length),
                 content_type=stat.content_type,
                 byte_range=byte_range,
+                source=stat,
             )
             start, length = 0, byte_range.length
         if task.byte_range is None:
@@ -389,6 +391,7 @@ class TaskManager:
             piece_size=piece_size_for(stat.size),
             content_type=stat.content_type,
             path=path,
+            source=stat,
         )
         self._remember(url, task)
         return tid

@@ -22,8 +22,8 @@ from p2p.common.digest import piece_count as _piece_count
 from p2p.common.digest import piece_digest
 from p2p.common.digest import task_digest as _task_digest
 from p2p.errors import P2PError, PieceDigestMismatch, PieceNotFound, StorageError, TaskNotFound
-from p2p.proto.values import TINY_FILE_SIZE
-from p2p.types import ByteRange, FileRegion, MiB, PieceInfo, TaskID
+from p2p.proto.values import TINY_FILE_SIZE, TaskSpec
+from p2p.types import ByteRange, FileRegion, MiB, PieceInfo, SourceStat, TaskID
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class TaskStore:
         byte_range: ByteRange | None,
         clock: Callable[[], float],
         last_access: float,
+        source: SourceStat | None = None,
     ) -> None:
         self.task_id = task_id
         self.directory = directory
@@ -114,6 +115,7 @@ class TaskStore:
         self.piece_count = _piece_count(content_length, piece_size)
         self.content_type = content_type
         self.byte_range = byte_range  # origin span of a ranged task; None for a whole object
+        self.source = source  # the origin object (size, version) the task copies; None: not recorded
         self.done = self.piece_count == 0
         self.last_access = last_access
         self._clock = clock
@@ -143,6 +145,12 @@ class TaskStore:
     @property
     def present_count(self) -> int:
         return len(self._pieces)
+
+    def spec(self) -> TaskSpec | None:
+        """What the task copies, as the scheduler knows tasks; None when the origin version is unknown."""
+        if self.source is None:
+            return None
+        return TaskSpec(url=self.url, stat=self.source, piece_size=self.piece_size, byte_range=self.byte_range)
 
     def tiny_content(self) -> bytes:
         """The whole content of a complete TINY task (the scheduler hands it to later peers with their
@@ -419,6 +427,7 @@ class TaskStore:
             "piece_count": self.piece_count,
             "content_type": self.content_type,
             "byte_range": None if self.byte_range is None else [self.byte_range.start, self.byte_range.length],
+            "source": None if self.source is None else {"size": self.source.size, "version": self.source.version},
             "done": done,
             "task_digest": _task_digest(self._pieces[n].digest for n in range(self.piece_count)) if done else "",
             "last_access": self.last_access,
@@ -446,6 +455,7 @@ class TaskStore:
         if meta["task_id"] != directory.name or not valid_task_id(directory.name):
             raise ValueError("task id does not match its directory")
         br = meta.get("byte_range")
+        src = meta.get("source")  # absent in metadata written before it was recorded
         task = cls(
             task_id=TaskID(meta["task_id"]),
             directory=directory,
@@ -456,6 +466,9 @@ class TaskStore:
             byte_range=None if br is None else ByteRange(int(br[0]), int(br[1])),
             clock=clock,
             last_access=float(meta["last_access"]),
+            source=None
+            if src is None
+            else SourceStat(size=int(src["size"]), version=str(src["version"]), content_type=str(meta["content_type"])),
         )
         pieces = [PieceInfo(int(n), int(off), int(size), str(dg)) for n, off, size, dg in meta["pieces"]]
         if [p.number for p in pieces] != list(range(task.piece_count)):

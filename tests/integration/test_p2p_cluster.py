@@ -357,3 +357,34 @@ async def test_seed_holding_the_task_serves_after_a_scheduler_restart(cluster: C
     seed_record, b_record = records(cluster.workdir)[2:4]
     assert seed_record["peer_id"].endswith("_Seed") and seed_record["success"]
     assert b_record["source_bytes"] == 0 and b_record["pieces_from"] == {seed_record["peer_id"]: 2}
+
+
+@pytest.mark.slow
+async def test_a_restarted_daemon_offers_what_it_holds_on_disk(cluster: Cluster) -> None:
+    """Daemon and scheduler restart: the daemon reloads its complete task and offers it, so the
+    next peer reads it from that daemon, not from the origin."""
+    size = 8 * MiB
+    bucket, expected = await asyncio.to_thread(put_object, cluster, size)
+    port = free_port()
+    scheduler = await asyncio.to_thread(cluster.scheduler, port)
+    a = await asyncio.to_thread(cluster.daemon, "peer-a")
+    await asyncio.sleep(1.0)
+    assert await get_all([object_url(a, bucket)]) == [(200, size, expected)]
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 1)
+    await asyncio.to_thread(a.stop)
+    await asyncio.to_thread(scheduler.stop)  # it forgets every task and peer
+    (cluster.workdir / "scheduler" / "records.jsonl").unlink()
+    await asyncio.to_thread(cluster.scheduler, port)
+    a = await asyncio.to_thread(cluster.daemon, "peer-a")  # same home: the task is on disk
+    b = await asyncio.to_thread(cluster.daemon, "peer-b")
+    await asyncio.to_thread(
+        wait_for, lambda: "offered 1 stored tasks" in (cluster.workdir / "peer-a" / "daemon.log").read_text()
+    )
+    before = cluster.proxy.bytes_from_target
+    assert await get_all([object_url(b, bucket)]) == [(200, size, expected)]
+    assert cluster.proxy.bytes_from_target - before < 64 * 1024  # a HEAD, not the object
+    await asyncio.to_thread(
+        wait_for, lambda: any(r["source_bytes"] == 0 and r["pieces_from"] for r in records(cluster.workdir))
+    )
+    [reader] = [r for r in records(cluster.workdir) if r["pieces_from"]]
+    assert reader["source_bytes"] == 0 and sum(reader["pieces_from"].values()) == 2  # 8 MiB: two pieces

@@ -14,7 +14,8 @@ from p2p.common.digest import piece_digest, task_digest
 from p2p.common.ids import task_id
 from p2p.daemon.store import PieceStore, TaskStore
 from p2p.errors import PieceDigestMismatch, PieceNotFound, SourceError, TaskNotFound
-from p2p.types import TaskID
+from p2p.proto.values import TaskSpec
+from p2p.types import ByteRange, SourceStat, TaskID
 
 PS = 64 * 1024  # small pieces keep these tests fast; the store takes any piece size
 
@@ -161,6 +162,32 @@ async def test_restart_reloads_done_tasks_and_drops_broken(tmp_path: Path) -> No
     await store2.close()
 
 
+async def test_the_origin_version_is_kept_so_a_reloaded_task_can_be_offered(tmp_path: Path) -> None:
+    store = await new_store(tmp_path)
+    data = blob(2 * PS)
+    source = SourceStat(size=10 * PS, version='"etag-1"', content_type="x/y")
+    ranged = await store.create(
+        tid("r"),
+        url="u",
+        content_length=len(data),
+        piece_size=PS,
+        content_type="x/y",
+        byte_range=ByteRange(PS, len(data)),
+        source=source,
+    )
+    await fill(ranged, data)
+    unknown = await store.create(tid("n"), url="u", content_length=PS, piece_size=PS, content_type="t")
+    await fill(unknown, data[:PS])
+    await store.close()
+    store2 = await new_store(tmp_path)
+    again = store2.get(ranged.task_id)
+    assert again is not None
+    assert again.spec() == TaskSpec(url="u", stat=source, piece_size=PS, byte_range=ByteRange(PS, len(data)))
+    reloaded = store2.get(unknown.task_id)
+    assert reloaded is not None and reloaded.spec() is None  # no version: nothing to offer
+    await store2.close()
+
+
 async def test_reloaded_pieces_are_verified_on_first_serve(tmp_path: Path) -> None:
     store = await new_store(tmp_path)
     data = blob(3 * PS)
@@ -251,12 +278,12 @@ async def test_adopt_links_digests_and_serves(tmp_path: Path) -> None:
     task = await store.adopt(tid("imp"), url="u", content_length=len(data), piece_size=PS, content_type="t", path=src)
     assert task.done and task.data_path.read_bytes() == data
     assert os.stat(task.data_path).st_ino == os.stat(src).st_ino  # hard-linked, not copied
-    assert [p.digest for p in task.pieces()] == [
-        piece_digest(data[n * PS : (n + 1) * PS]) for n in range(3)
-    ]
+    assert [p.digest for p in task.pieces()] == [piece_digest(data[n * PS : (n + 1) * PS]) for n in range(3)]
     assert (await task.verified_region(2)).length == 3
-    assert await store.adopt(tid("imp"), url="u", content_length=len(data), piece_size=PS, content_type="t",
-                             path=src) is task
+    assert (
+        await store.adopt(tid("imp"), url="u", content_length=len(data), piece_size=PS, content_type="t", path=src)
+        is task
+    )
     with pytest.raises(ValueError):
         await store.adopt(tid("bad"), url="u", content_length=5, piece_size=PS, content_type="t", path=src)
     assert [p.name for p in (tmp_path / "store").iterdir() if p.name.startswith(".import")] == []
@@ -273,8 +300,9 @@ async def test_refetched_piece_never_writes_into_a_linked_file(tmp_path: Path) -
     data = blob(3 * PS)
     origin_file = tmp_path / "origin-object"
     origin_file.write_bytes(data)
-    task = await store.adopt(tid("lnk"), url="u", content_length=len(data), piece_size=PS, content_type="t",
-                             path=origin_file)
+    task = await store.adopt(
+        tid("lnk"), url="u", content_length=len(data), piece_size=PS, content_type="t", path=origin_file
+    )
     assert os.stat(origin_file).st_nlink == 2
     with open(origin_file, "r+b") as f:  # the shared bytes go bad in place
         f.seek(PS)
