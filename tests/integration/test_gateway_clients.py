@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import random
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 import s3fs
+from botocore.httpchecksum import CrtCrc32cChecksum, CrtCrc64NvmeChecksum
 from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
@@ -136,6 +138,31 @@ def test_aws_cli_cp_sync_ls_rm(gw: Gateway, bucket: str, tmp_path: Path) -> None
     assert "upload:" not in again  # nothing changed: sync compares sizes and times through ListObjectsV2
     _aws(gw, env, "rm", "--recursive", f"s3://{bucket}/tree")
     assert _keys(gw, bucket) == ["single/a.txt"]
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
+def test_aws_cli_checksum_algorithm(gw: Gateway, bucket: str, tmp_path: Path, algorithm: str) -> None:
+    """--checksum-algorithm on a PUT (the gateway echoes the value it verified), on a 9 MiB multipart
+    `cp`, and a wrong --checksum-<algorithm> refused with BadDigest."""
+    env = _aws_env(gw, tmp_path)
+    small, big = _write(tmp_path / "small.bin", 100_000, 8), _write(tmp_path / "big.bin", 9 * MiB, 9)
+    checksum_cls, wrong_option = {"CRC32C": (CrtCrc32cChecksum, "--checksum-crc32-c"),
+                                  "CRC64NVME": (CrtCrc64NvmeChecksum, "--checksum-crc64-nvme")}[algorithm]
+    expected = checksum_cls()
+    expected.update(small)
+    s3api = [str(BIN / "aws"), "--endpoint-url", gw.endpoint, "s3api", "put-object", "--bucket", bucket,
+             "--body", str(tmp_path / "small.bin")]  # fmt: skip
+    reply = json.loads(_run([*s3api, "--key", "small.bin", "--checksum-algorithm", algorithm], env))
+    assert reply[f"Checksum{algorithm}"] == expected.b64digest()
+    _aws(gw, env, "cp", "--checksum-algorithm", algorithm, str(tmp_path / "big.bin"), f"s3://{bucket}/big.bin")
+    assert _boto(gw).get_object(Bucket=bucket, Key="small.bin")["Body"].read() == small
+    assert _boto(gw).get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
+    wrong = checksum_cls()
+    wrong.update(big[:100])
+    bad = subprocess.run([*s3api, "--key", "bad.bin", wrong_option, wrong.b64digest()],
+                         env=env, capture_output=True, text=True, timeout=90, check=False)  # fmt: skip
+    assert bad.returncode != 0 and "BadDigest" in bad.stderr, bad.stderr
+    assert "bad.bin" not in _keys(gw, bucket)
 
 
 @pytest.mark.slow
