@@ -111,6 +111,7 @@ async def start_node(config: NodeConfig) -> AsyncIterator[NodeEndpoints]:
             store,
             sources,
             source_concurrency=config.daemon.download.source_concurrency,
+            whole_object_range_bytes=config.daemon.download.whole_object_range_bytes,
             downloader_factory=p2p_node.downloader_factory,
         )
         stack.push_async_callback(tasks.close)

@@ -29,6 +29,12 @@ class DownloadSection(Section):
     parent_concurrency: int = Field(default=4, ge=1, description="piece fetches from parents in flight")
     rate_limit_bps: int = Field(default=0, ge=0, description="0 = unlimited")
     piece_timeout_s: float = Field(default=30, gt=0, description="one piece from a parent")
+    whole_object_range_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=0,
+        description="a ranged read of an object up to this size fetches (and caches, and shares P2P) the "
+        "whole object and serves the range from it; larger objects get a task of the range alone",
+    )
 
 
 class UploadSection(Section):

@@ -31,8 +31,9 @@ the default goes back to the origin. The contract:
   download runs the task is pinned, so GC leaves it alone.
 
 Ranged reads: `open(url, byte_range=r)` reads from the whole-object task when this daemon has it
-(complete or still downloading); otherwise `r` becomes its own task, `task_id(url, version, r)`,
-whose pieces are cut from `r` alone. `byte_range` must already be resolved against the object size.
+(complete or still downloading) or when the object is at most `whole_object_range_bytes` (then the
+whole object is fetched once); otherwise `r` becomes its own task, `task_id(url, version, r)`, whose
+pieces are cut from `r` alone. `byte_range` must already be resolved against the object size.
 
 `BackToSource` is the default downloader: `source_concurrency` ranged origin reads in flight through
 the `SourceRouter`, each over a run of consecutive pieces (`read_run`) that are cut, written and
@@ -293,11 +294,13 @@ class TaskManager:
         sources: SourceRouter,
         *,
         source_concurrency: int = 4,
+        whole_object_range_bytes: int = 0,
         downloader_factory: DownloaderFactory | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
         self._source_concurrency = source_concurrency
+        self._whole_object_range_bytes = whole_object_range_bytes
         self._factory = downloader_factory or self._back_to_source
         self._jobs: dict[TaskID, tuple[TaskStore, asyncio.Task[None]]] = {}
         self._all_jobs: set[asyncio.Task[None]] = set()  # includes stale jobs of deleted tasks
@@ -334,7 +337,9 @@ class TaskManager:
         """A reader of the object (or of `byte_range` of it), starting its download if needed.
 
         `byte_range` must lie within the object (resolve it against `stat.size` first). It is served
-        from the whole-object task when that one is here, complete or not; else it is its own task.
+        from the whole-object task when that one is here (complete or not) or the object is at most
+        `whole_object_range_bytes` (a JuiceFS block: one origin read, then every range of it anywhere
+        comes from that task); else it is its own task.
         `probe`: from `self.probe(url)`, run just before; when it checked the task this read uses,
         the read starts without a worker-thread hop.
         """
@@ -349,7 +354,7 @@ class TaskManager:
                 byte_range = None
         whole_id = make_task_id(url, stat.version)
         task = self.store.get(whole_id) if byte_range is not None else None
-        if byte_range is None:
+        if task is None and (byte_range is None or stat.size <= self._whole_object_range_bytes):
             task = await self.store.create(
                 whole_id,
                 url=url,
@@ -358,10 +363,10 @@ class TaskManager:
                 content_type=stat.content_type,
                 source=stat,
             )
-            start, length = 0, stat.size
-        elif task is not None:
-            start, length = byte_range.start, byte_range.length
+        if task is not None:
+            start, length = (0, stat.size) if byte_range is None else (byte_range.start, byte_range.length)
         else:
+            assert byte_range is not None
             task = await self.store.create(
                 make_task_id(url, stat.version, byte_range),
                 url=url,

@@ -388,3 +388,29 @@ async def test_a_restarted_daemon_offers_what_it_holds_on_disk(cluster: Cluster)
     )
     [reader] = [r for r in records(cluster.workdir) if r["pieces_from"]]
     assert reader["source_bytes"] == 0 and sum(reader["pieces_from"].values()) == 2  # 8 MiB: two pieces
+
+
+@pytest.mark.slow
+async def test_ranges_of_a_block_cross_the_origin_once(cluster: Cluster) -> None:
+    """JuiceFS reads its 4 MiB blocks in ranges: the first range fetches the whole block, and ranges
+    on other peers come from that task, not from the origin."""
+    size = 4 * MiB
+    bucket, _ = await asyncio.to_thread(put_object, cluster, size)
+    data = (cluster.rclone.root / bucket / "obj.bin").read_bytes()
+    await asyncio.to_thread(cluster.scheduler)
+    peers = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(3)]
+    await asyncio.sleep(1.0)
+    before = cluster.proxy.bytes_from_target
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for n, peer in enumerate(peers):
+            start, end = n * 1_000_000 + 17, n * 1_000_000 + 300_000
+            async with session.get(object_url(peer, bucket), headers={"Range": f"bytes={start}-{end}"}) as resp:
+                assert resp.status == 200  # the dfstore wire answers a range with 200
+                assert await resp.read() == data[start : end + 1]
+    origin_bytes = cluster.proxy.bytes_from_target - before
+    assert size <= origin_bytes < size + 64 * 1024, f"origin sent {origin_bytes} bytes"
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 3)
+    done = records(cluster.workdir)
+    assert {r["task_id"] for r in done} == {done[0]["task_id"]}  # one whole-object task
+    assert sorted(r["source_bytes"] for r in done) == [0, 0, size]

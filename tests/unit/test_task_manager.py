@@ -290,6 +290,34 @@ async def test_ranged_read_served_from_whole_task(env: Env) -> None:
     assert env.origin.bytes_sent == sent
 
 
+async def test_ranges_of_a_small_object_come_from_its_whole_task(tmp_path: Path) -> None:
+    """Up to `whole_object_range_bytes` (a JuiceFS block), a ranged read fetches the whole object once;
+    every later range of it is served from that task. A larger object's range is a task of its own."""
+    async with serve_origin() as origin:
+        http = HTTPSource()
+        store = PieceStore(tmp_path / "store", gc_interval_s=0)
+        await store.start()
+        sources = SourceRouter({"http": http})
+        tasks = TaskManager(store, sources, whole_object_range_bytes=PS)
+        try:
+            block, big = blob(PS, seed=1), blob(PS + 1, seed=2)
+            url, big_url = origin.put("block", block), origin.put("big", big)
+            version = (await sources.stat(url)).version
+            for start, length in [(100, 64 * 1024), (PS - 10, 10), (0, 1)]:
+                reader = await tasks.open(url, byte_range=ByteRange(start, length))
+                assert reader.task_id == task_id(url, version)
+                assert await read_all(reader) == block[start : start + length]
+            assert [(g.start, g.length) for g in origin.gets] == [(0, PS)]
+            reader = await tasks.open(big_url, byte_range=ByteRange(5, 10))
+            assert reader.task_id == task_id(big_url, version, ByteRange(5, 10))
+            assert await read_all(reader) == big[5:15]
+            assert origin.gets[-1] == Served("big", 5, 10)
+        finally:
+            await tasks.close()
+            await store.close()
+            await http.close()
+
+
 async def test_ranged_read_follows_a_whole_task_in_progress(env: Env) -> None:
     data = blob(3 * PS + 7)
     url = env.origin.put("rng3", data)
