@@ -213,6 +213,13 @@ class SchedulerClient:
         request = pb.LeavePeerRequest(task_id=task_id, peer_id=peer_id)
         await self._unary(address, self._stub(address).LeavePeer, request)
 
+    async def source_digests(self, address: str, task_id: TaskID) -> dict[int, str]:
+        """Piece number -> digest as the task's origin reader reported it (those known so far)."""
+        request = pb.SourceDigestsRequest(task_id=task_id)
+        reply = await self._unary(address, self._stub(address).SourceDigests, request)
+        assert isinstance(reply, pb.SourceDigestsResponse)
+        return {p.number: p.digest for p in reply.pieces}
+
     async def stat_task(self, task_id: TaskID) -> TaskStat:
         address, stub = self._stub_for(task_id)
         reply = await self._unary(address, stub.StatTask, pb.StatTaskRequest(task_id=task_id))

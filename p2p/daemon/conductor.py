@@ -70,6 +70,9 @@ class Conductor:
         # before its next fetch (one write in flight per call; at most one report per piece queued).
         self._outbox: asyncio.Queue[PieceReport | None] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
+        # Piece digests as the task's origin reader reported them to the scheduler (`_source_digest`).
+        self._source_digests: dict[int, str] = {}
+        self._digest_refresh: asyncio.Task[None] | None = None
 
     # ---- entry -------------------------------------------------------------------------------
 
@@ -149,6 +152,7 @@ class Conductor:
             dispatcher.landed(0)
             self._landed(piece, None, 0.0, dispatcher)
         elif registered.scope is SizeScope.SMALL and registered.parent is not None and expected is not None:
+            self._source_digests[0] = expected.digest
             added, _ = dispatcher.set_parents((registered.parent,))
             for parent in added:
                 dispatcher.update_pieces(parent, [expected], done=True)
@@ -335,10 +339,39 @@ class Conductor:
         parent = job.parent
         assert parent is not None
         expected = parent.pieces[job.number]
+        digest = await self._source_digest(job.number, expected.digest)
+        if digest != expected.digest:
+            # A parent whose own copy is wrong, digests included: nothing is fetched from it.
+            raise PieceDigestMismatch(
+                f"parent {parent.peer_id} offers piece {job.number} with a digest the origin reader did not report"
+            )
         await self.node.download_limit.acquire(expected.size)
         data = await self.node.parents.fetch_piece(parent.info, self._task.task_id, expected)
         # The digest check: bytes that do not match are dropped here and never reach a reader.
-        return await self._task.write_piece(job.number, data, expected_digest=expected.digest)
+        return await self._task.write_piece(job.number, data, expected_digest=digest)
+
+    async def _source_digest(self, number: int, advertised: str) -> str:
+        """The digest piece `number` must have: the one the task's origin reader reported to the
+        scheduler. The parent's own is used only when the scheduler cannot say (it is unreachable, or
+        the report of a piece just read from the origin has not reached it yet)."""
+        known = self._source_digests.get(number)
+        if known is None:
+            if self._digest_refresh is None or self._digest_refresh.done():
+                self._digest_refresh = asyncio.get_running_loop().create_task(self._refresh_source_digests())
+            await asyncio.shield(self._digest_refresh)  # one request serves every worker waiting
+            known = self._source_digests.get(number)
+        if known is None:
+            log.debug("task_id=%s piece=%d: no origin digest yet, the parent's is used", self._task.task_id, number)
+        return advertised if known is None else known
+
+    async def _refresh_source_digests(self) -> None:
+        scheduler, address = self.node.scheduler, self._address
+        if scheduler is None or address is None:
+            return
+        try:
+            self._source_digests.update(await scheduler.source_digests(address, self._task.task_id))
+        except P2PError as exc:
+            log.debug("task_id=%s origin digests unavailable: %s", self._task.task_id, exc.message)
 
     async def _source_run(self, job: Job, dispatcher: Dispatcher) -> None:
         """A run of consecutive pieces in one origin read; each is reported as soon as it is stored."""
@@ -393,6 +426,9 @@ class Conductor:
             await scheduler.report_result(address, result)
 
     async def _shutdown(self) -> None:
+        if self._digest_refresh is not None:
+            self._digest_refresh.cancel()
+            await asyncio.gather(self._digest_refresh, return_exceptions=True)
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)

@@ -69,6 +69,11 @@ class SchedulerStub:
                 request_serializer=p2p_dot_proto_dot_scheduler__pb2.StatTaskRequest.SerializeToString,
                 response_deserializer=p2p_dot_proto_dot_scheduler__pb2.TaskStat.FromString,
                 _registered_method=True)
+        self.SourceDigests = channel.unary_unary(
+                '/dfly.p2p.v1.Scheduler/SourceDigests',
+                request_serializer=p2p_dot_proto_dot_scheduler__pb2.SourceDigestsRequest.SerializeToString,
+                response_deserializer=p2p_dot_proto_dot_scheduler__pb2.SourceDigestsResponse.FromString,
+                _registered_method=True)
         self.Preheat = channel.unary_unary(
                 '/dfly.p2p.v1.Scheduler/Preheat',
                 request_serializer=p2p_dot_proto_dot_scheduler__pb2.PreheatRequest.SerializeToString,
@@ -133,6 +138,14 @@ class SchedulerServicer:
 
     def StatTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SourceDigests(self, request, context):
+        """The digests of a task's pieces as the peer that read them from the origin (or a peer that held
+        the task in full) reported them: children check their parents' pieces against these.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -203,6 +216,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.StatTask,
                     request_deserializer=p2p_dot_proto_dot_scheduler__pb2.StatTaskRequest.FromString,
                     response_serializer=p2p_dot_proto_dot_scheduler__pb2.TaskStat.SerializeToString,
+            ),
+            'SourceDigests': grpc.unary_unary_rpc_method_handler(
+                    servicer.SourceDigests,
+                    request_deserializer=p2p_dot_proto_dot_scheduler__pb2.SourceDigestsRequest.FromString,
+                    response_serializer=p2p_dot_proto_dot_scheduler__pb2.SourceDigestsResponse.SerializeToString,
             ),
             'Preheat': grpc.unary_unary_rpc_method_handler(
                     servicer.Preheat,
@@ -414,6 +432,33 @@ class Scheduler:
             '/dfly.p2p.v1.Scheduler/StatTask',
             p2p_dot_proto_dot_scheduler__pb2.StatTaskRequest.SerializeToString,
             p2p_dot_proto_dot_scheduler__pb2.TaskStat.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SourceDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dfly.p2p.v1.Scheduler/SourceDigests',
+            p2p_dot_proto_dot_scheduler__pb2.SourceDigestsRequest.SerializeToString,
+            p2p_dot_proto_dot_scheduler__pb2.SourceDigestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,12 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self.service.leave_peer(TaskID(request.task_id), PeerID(request.peer_id))
         return pb.Empty()
 
+    async def SourceDigests(
+        self, request: pb.SourceDigestsRequest, context: aio.ServicerContext
+    ) -> pb.SourceDigestsResponse:
+        pieces = self.service.source_digests(TaskID(request.task_id))
+        return pb.SourceDigestsResponse(pieces=[convert.piece_to_pb(p) for p in pieces])
+
     async def StatTask(self, request: pb.StatTaskRequest, context: aio.ServicerContext) -> pb.TaskStat:
         return convert.task_stat_to_pb(self.service.stat_task(TaskID(request.task_id)))
 

@@ -507,6 +507,13 @@ class SchedulerService:
         self._last_scheduled.pop(peer.id, None)
         self.res.delete_peer(peer)
 
+    def source_digests(self, task_id: TaskID) -> list[PieceInfo]:
+        """The pieces of a task as its origin reader (or a complete peer) reported them."""
+        task = self.res.tasks.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"task {task_id} is unknown to this scheduler")
+        return [task.source_pieces[n] for n in sorted(task.source_pieces)]
+
     def stat_task(self, task_id: TaskID) -> TaskStat:
         task = self.res.tasks.get(task_id)
         if task is None:

@@ -414,3 +414,41 @@ async def test_ranges_of_a_block_cross_the_origin_once(cluster: Cluster) -> None
     done = records(cluster.workdir)
     assert {r["task_id"] for r in done} == {done[0]["task_id"]}  # one whole-object task
     assert sorted(r["source_bytes"] for r in done) == [0, 0, size]
+
+
+@pytest.mark.slow
+async def test_a_parent_with_a_wrong_copy_and_matching_digests_is_not_believed(cluster: Cluster) -> None:
+    """A parent whose stored bytes and recorded digests are both wrong (it checks out against itself)
+    is caught by the digests the origin reader reported to the scheduler: nothing is fetched from it."""
+    from p2p.common.digest import piece_digest, task_digest
+
+    size = 16 * MiB
+    bucket, expected = await asyncio.to_thread(put_object, cluster, size)
+    await asyncio.to_thread(cluster.scheduler)
+    await asyncio.to_thread(cluster.daemon, "seed", seed=True)
+    liar = await asyncio.to_thread(cluster.daemon, "peer-0")
+    await asyncio.sleep(1.0)
+    assert await get_all([object_url(liar, bucket)]) == [(200, size, expected)]
+    await asyncio.to_thread(wait_for, lambda: len(records(cluster.workdir)) >= 2)
+    await asyncio.to_thread(liar.stop)
+    [data] = list((cluster.workdir / "peer-0" / "storage").rglob("data"))
+    meta_path = data.with_name("metadata.json")
+    meta = json.loads(meta_path.read_text())
+    with open(data, "r+b") as f:
+        for piece in meta["pieces"]:  # new bytes, and digests that match them
+            f.seek(piece[1])
+            f.write(os.urandom(piece[2]))
+            f.seek(piece[1])
+            piece[3] = piece_digest(f.read(piece[2]))
+    meta["task_digest"] = task_digest(p[3] for p in meta["pieces"])
+    meta_path.write_text(json.dumps(meta))
+    liar = await asyncio.to_thread(cluster.daemon, "peer-0")  # reloads its copy and offers it
+    child = await asyncio.to_thread(cluster.daemon, "peer-1")
+    log = cluster.workdir / "peer-0" / "daemon.log"
+    await asyncio.to_thread(wait_for, lambda: "offered 1 stored tasks" in log.read_text())
+    assert await get_all([object_url(child, bucket)]) == [(200, size, expected)]
+    await asyncio.to_thread(wait_for, lambda: any(r["blocked_parents"] for r in records(cluster.workdir)))
+    child_record = next(r for r in records(cluster.workdir) if r["blocked_parents"])
+    assert child_record["success"] and child_record["source_bytes"] == 0
+    liar_id = next(iter(child_record["blocked_parents"]))
+    assert f"-{liar.ready['pid']}-" in liar_id and liar_id not in child_record["pieces_from"]
