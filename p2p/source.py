@@ -3,7 +3,6 @@ the daemon resolves a task's URL to one by its scheme and never learns what S3 i
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -40,12 +39,6 @@ class SourceRouter:
 
     def read(self, url: str, offset: int, length: int) -> AsyncIterator[bytes]:
         return self.for_url(url).read(url, offset, length)
-
-    async def read_into(self, url: str, offset: int, into: memoryview | bytearray) -> None:
-        """Fill `into` with exactly len(into) bytes from `offset`; SourceError on a short or long read."""
-        async with contextlib.aclosing(self.read_pieces(url, offset, [len(into)], memoryview(into))) as pieces:
-            async for _ in pieces:
-                pass
 
     async def read_pieces(
         self, url: str, offset: int, lengths: Sequence[int], into: memoryview
