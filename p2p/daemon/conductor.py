@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUSY_BACKOFF_S = 0.05
+DIGEST_RETRY_S = 5.0  # after a failed origin-digest request, before the next
 FOLLOW_DRAIN_S = 2.0
 # Fetches in flight from one parent. More only split that parent's upload link into slower flows:
 # every piece then takes longer to arrive, and each hop of the pipeline behind the seed lags more.
@@ -73,6 +74,7 @@ class Conductor:
         # Piece digests as the task's origin reader reported them to the scheduler (`_source_digest`).
         self._source_digests: dict[int, str] = {}
         self._digest_refresh: asyncio.Task[None] | None = None
+        self._digests_failed_at = -DIGEST_RETRY_S
 
     # ---- entry -------------------------------------------------------------------------------
 
@@ -355,7 +357,9 @@ class Conductor:
         scheduler. The parent's own is used only when the scheduler cannot say (it is unreachable, or
         the report of a piece just read from the origin has not reached it yet)."""
         known = self._source_digests.get(number)
-        if known is None:
+        # After a failed request, the parent's digests serve for a while: a scheduler that hangs must
+        # not add its timeout to every piece.
+        if known is None and time.monotonic() - self._digests_failed_at >= DIGEST_RETRY_S:
             if self._digest_refresh is None or self._digest_refresh.done():
                 self._digest_refresh = asyncio.get_running_loop().create_task(self._refresh_source_digests())
             await asyncio.shield(self._digest_refresh)  # one request serves every worker waiting
@@ -371,6 +375,7 @@ class Conductor:
         try:
             self._source_digests.update(await scheduler.source_digests(address, self._task.task_id))
         except P2PError as exc:
+            self._digests_failed_at = time.monotonic()
             log.debug("task_id=%s origin digests unavailable: %s", self._task.task_id, exc.message)
 
     async def _source_run(self, job: Job, dispatcher: Dispatcher) -> None:
