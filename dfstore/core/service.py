@@ -271,7 +271,23 @@ class ObjectService:
                 if onto_itself:
                     self.writeback.discard(pending)  # written just now, with the new metadata
                 return meta
-        return await self.backend.copy_object(bucket, key, src_bucket, src_key, options)
+        meta = await self.backend.copy_object(bucket, key, src_bucket, src_key, options)
+        await self._import_copy(meta, src_bucket, src_key)
+        return meta
+
+    async def _import_copy(self, meta: ObjectMeta, src_bucket: str, src_key: str) -> None:
+        """A copy whose ETag is the MD5 of a source version this daemon holds in full has those very
+        bytes: import them under the copy's version (a hard link) and offer it, as if written here."""
+        if not _is_md5(meta.etag):
+            return
+        source = self.tasks.store.get(make_task_id(object_url(src_bucket, src_key), meta.version))
+        if source is None or not source.done or source.byte_range is not None or source.content_length != meta.size:
+            return
+        if (meta.bucket, meta.key) == (src_bucket, src_key):
+            return  # a copy onto itself (new metadata, same bytes and version): the task is this one
+        imported = await self._import(meta, source.data_path, required=False)
+        if imported is not None:
+            self._offer(meta, imported)
 
     async def delete_object(self, bucket: str, key: str) -> None:
         self.backend.check_key(bucket, key)

@@ -198,3 +198,29 @@ async def test_s3_put_makes_the_writer_the_source(cluster: Cluster, multipart: b
     assert origin_bytes < HEADS_ONLY_BYTES, f"origin sent {origin_bytes} bytes"
     print(f"PUT through A, GET through B and C: origin sent {origin_bytes} bytes")
     await asyncio.to_thread(_check_readers, cluster, offered, [b, c])
+
+
+async def test_a_copy_of_an_object_held_here_is_offered_too(cluster: Cluster) -> None:  # noqa: F811
+    """CopyObject ("promote this model to latest") through A, which holds the source: the copy has
+    the same MD5 ETag, so A imports its cached bytes under the copy's version and offers them."""
+    bucket = f"c-{uuid.uuid4().hex[:10]}"
+    a, b, _c = await _start(cluster, bucket)
+    data = _data(5)
+    await _put_dfstore(a.ready["dfstore"], bucket, "v3.bin", data, "1")
+    source = await asyncio.to_thread(_wait_offered, cluster, a)
+    before = cluster.proxy.bytes_from_target
+
+    def copy() -> None:
+        _s3(a.ready["s3"]).copy_object(Bucket=bucket, Key="latest.bin", CopySource={"Bucket": bucket, "Key": "v3.bin"})
+
+    def read() -> bytes:
+        body: bytes = _s3(b.ready["s3"]).get_object(Bucket=bucket, Key="latest.bin")["Body"].read()
+        return body
+
+    await asyncio.to_thread(copy)
+    copied = await asyncio.to_thread(_wait_offered, cluster, a, frozenset({source["task_id"]}))
+    body = await asyncio.to_thread(read)
+    origin_bytes = cluster.proxy.bytes_from_target - before
+    assert _digest(body) == _digest(data)
+    assert origin_bytes < HEADS_ONLY_BYTES, f"origin sent {origin_bytes} bytes"
+    await asyncio.to_thread(_check_readers, cluster, copied, [b])
