@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference import nginx  # benchmarks/reference.py (scripts run from this folder)
+from reference import nginx, small_gets  # benchmarks/reference.py (scripts run from this folder)
 
 from dfly.procs import Child, spawn
 
@@ -104,18 +103,6 @@ def vm_hwm_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise SystemExit("no VmHWM in /proc status")
-
-
-def small_gets(workdir: Path, url: str, count: int, parallel: int) -> float:
-    """GETs per second of `count` requests for one small object, keep-alive, `parallel` connections."""
-    config = workdir / f"curl-{parallel}.cfg"
-    config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for _ in range(count)))
-    args = ["curl", "-sS", "--no-progress-meter", "--fail", "-K", str(config)]
-    if parallel > 1:
-        args += ["-Z", "--parallel-max", str(parallel)]
-    start = time.monotonic()
-    subprocess.run(args, check=True, timeout=600)
-    return count / (time.monotonic() - start)
 
 
 def throughput(workdir: Path, size: int, rounds: int, small_requests: int) -> None:

@@ -44,7 +44,7 @@ from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference import nginx  # benchmarks/reference.py (scripts run from this folder)
+from reference import nginx, small_gets  # benchmarks/reference.py (scripts run from this folder)
 
 from dfly.procs import Child, spawn
 from gateway.checksums import ALGORITHMS, new_checksum
@@ -156,18 +156,6 @@ def parallel_get(url: str, size: int, streams: int) -> float:
         if status != "200" or int(got) != size:
             raise SystemExit(f"parallel GET: status {status}, {got} of {size} bytes")
     return streams * size / (time.monotonic() - start) / 1e6
-
-
-def small_gets(workdir: Path, url: str, count: int, parallel: int) -> float:
-    """GETs per second of `count` requests for one small object, keep-alive, `parallel` connections."""
-    config = workdir / f"curl-{parallel}.cfg"
-    config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for _ in range(count)))
-    args = ["curl", "-sS", "--no-progress-meter", "--fail", "-K", str(config)]
-    if parallel > 1:
-        args += ["-Z", "--parallel-max", str(parallel)]
-    start = time.monotonic()
-    subprocess.run(args, check=True, timeout=600)
-    return count / (time.monotonic() - start)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """The reference server the throughput benchmarks compare against: nginx (Debian package) serving a
-directory on 127.0.0.1 with sendfile, one worker, its own config in a temp dir."""
+directory on 127.0.0.1 with sendfile, one worker, its own config in a temp dir; and the small-GET
+load both are measured with (curl, keep-alive)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,15 @@ http {{
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def small_gets(workdir: Path, url: str, count: int, parallel: int) -> float:
+    """GETs per second of `count` requests for one small object, keep-alive, `parallel` connections."""
+    config = workdir / f"curl-{parallel}.cfg"
+    config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for _ in range(count)))
+    args = ["curl", "-sS", "--no-progress-meter", "--fail", "-K", str(config)]
+    if parallel > 1:
+        args += ["-Z", "--parallel-max", str(parallel)]
+    start = time.monotonic()
+    subprocess.run(args, check=True, timeout=600)
+    return count / (time.monotonic() - start)
