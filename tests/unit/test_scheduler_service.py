@@ -55,6 +55,16 @@ def host(name: str, seed: bool = False) -> HostInfo:
     )
 
 
+class RecordingSeeds:
+    """The seed trigger the service calls, recording which tasks it was asked to fetch."""
+
+    def __init__(self) -> None:
+        self.triggered: list[TaskID] = []
+
+    async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
+        self.triggered.append(task_id)
+
+
 class Harness:
     def __init__(self, svc: SchedulerService) -> None:
         self.svc = svc
@@ -200,17 +210,12 @@ async def test_origin_failure_fails_the_task_and_a_new_peer_restarts_it() -> Non
 
 
 async def test_seed_trigger_and_peers_wait_for_the_seed() -> None:
-    triggered: list[TaskID] = []
-
-    class Seeds:
-        async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
-            triggered.append(task_id)
-
-    h = Harness(SchedulerService(config(), seeds=Seeds(), rng=random.Random(0)))
+    seeds = RecordingSeeds()
+    h = Harness(SchedulerService(config(), seeds=seeds, rng=random.Random(0)))
     h.svc.announce_host(host("seed", seed=True))
     a = h.join("a")
     await asyncio.sleep(0.02)
-    assert triggered == [TASK]
+    assert seeds.triggered == [TASK]
     assert not h.inbox[a]  # waiting for the seed, not sent to the origin
     s = h.join("seed", seed=True)
     assert (await h.packet(s)).code is Code.NEED_BACK_TO_SOURCE
@@ -223,11 +228,7 @@ async def test_a_seed_goes_to_the_origin_at_once_unless_a_copy_exists() -> None:
     """Peers that merely registered have nothing for the seed: it is sent to the origin without the
     parent search and its retry interval (5 s here) in between."""
 
-    class Seeds:
-        async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
-            pass
-
-    h = Harness(SchedulerService(config(retry_interval_s=5.0), seeds=Seeds(), rng=random.Random(0)))
+    h = Harness(SchedulerService(config(retry_interval_s=5.0), seeds=RecordingSeeds(), rng=random.Random(0)))
     h.svc.announce_host(host("seed", seed=True))
     waiting = [h.join("a"), h.join("b")]
     s = h.join("seed", seed=True)
@@ -387,13 +388,8 @@ async def test_tiny_content_that_does_not_match_the_origin_digest_is_not_kept() 
 
 async def test_a_complete_registration_is_a_succeeded_parent_and_triggers_no_seed() -> None:
     """A writer (or a seed with the task on disk) announces a task it holds in full."""
-    triggered: list[TaskID] = []
-
-    class Seeds:
-        async def trigger(self, host: HostInfo, task_id: TaskID, spec: TaskSpec) -> None:
-            triggered.append(task_id)
-
-    h = Harness(SchedulerService(config(), seeds=Seeds(), rng=random.Random(0)))
+    seeds = RecordingSeeds()
+    h = Harness(SchedulerService(config(), seeds=seeds, rng=random.Random(0)))
     h.svc.announce_host(host("seed", seed=True))
     content = bytes(range(250)) * 4  # one piece
     task, spec = one_piece_task(content)
@@ -402,7 +398,7 @@ async def test_a_complete_registration_is_a_succeeded_parent_and_triggers_no_see
     reg = Registration(task_id=task, peer_id=writer, host=host("writer"), spec=spec, complete=True, pieces=(piece,))
     assert h.svc.register_peer(reg).scope is SizeScope.NORMAL
     await asyncio.sleep(0.02)
-    assert triggered == [] and h.state(writer) is PeerState.SUCCEEDED
+    assert seeds.triggered == [] and h.state(writer) is PeerState.SUCCEEDED
     assert h.svc.res.tasks[task].state is TaskState.SUCCEEDED
     # Its pieces stand for the origin's: the next peer of this one-piece task takes the shortcut.
     b = h.join("b", task=task, spec=spec, scope=SizeScope.SMALL)
