@@ -9,11 +9,15 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from dfstore.errors import InvalidArgument, NotModified, PreconditionFailed
 from dfstore.models import ObjectMeta, PutOptions
+from gateway.checksums import CHECKSUM_META, stored_checksum
 from gateway.parts import PARTS_META
 from gateway.xml import quoted_etag
 
 META_PREFIX = "x-amz-meta-"
 MAX_META_BYTES = 2048  # S3's limit on user metadata (names + values)
+# The gateway's own records in an object's user metadata: never shown as x-amz-meta-*, and a
+# client's x-amz-meta-* of these names is dropped so it cannot forge them.
+RESERVED_META = frozenset({PARTS_META, CHECKSUM_META})
 
 # response-* query parameters of GetObject/HeadObject and the header each overrides.
 RESPONSE_OVERRIDES = {
@@ -32,10 +36,11 @@ def http_date(when: datetime) -> str:
 
 def put_options(headers: Mapping[str, str]) -> PutOptions:
     user_meta: dict[str, str] = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower.startswith(META_PREFIX) and len(lower) > len(META_PREFIX):
-            user_meta[lower[len(META_PREFIX):]] = value
+    for header, value in headers.items():
+        lower = header.lower()
+        name = lower[len(META_PREFIX):]
+        if lower.startswith(META_PREFIX) and name and name not in RESERVED_META:
+            user_meta[name] = value
     if sum(len(k) + len(v.encode()) for k, v in user_meta.items()) > MAX_META_BYTES:
         raise InvalidArgument("Your metadata headers exceed the maximum allowed metadata size.")
     return PutOptions(
@@ -70,13 +75,25 @@ def object_headers(meta: ObjectMeta, query: Mapping[str, str]) -> dict[str, str]
     }
     headers.update({k: v for k, v in optional.items() if v})
     for name, value in meta.user_meta.items():
-        if (name == "digest" and value == f"md5:{meta.etag}") or name == PARTS_META:
+        if (name == "digest" and value == f"md5:{meta.etag}") or name in RESERVED_META:
             continue  # the object service's and the gateway's own records, not the user's metadata
         headers[META_PREFIX + name] = value
     for param, header in RESPONSE_OVERRIDES.items():
         if param in query:
             headers[header] = query[param]
     return headers
+
+
+def checksum_headers(meta: ObjectMeta, headers: Mapping[str, str]) -> dict[str, str]:
+    """The kept full-object checksum, for a 200 answer with the whole object, when the client asks
+    with `x-amz-checksum-mode: ENABLED` (boto3 does on every GetObject); {} otherwise."""
+    if headers.get("x-amz-checksum-mode", "").strip().upper() != "ENABLED":
+        return {}
+    stored = stored_checksum(meta.user_meta)
+    if stored is None:
+        return {}
+    name, value = stored
+    return {f"x-amz-checksum-{name}": value, "x-amz-checksum-type": "FULL_OBJECT"}
 
 
 def _parse_http_date(value: str) -> datetime | None:

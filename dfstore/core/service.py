@@ -32,7 +32,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -222,7 +222,10 @@ class ObjectService:
         options: PutOptions,
         content_md5: str | None = None,
         max_replicas: int = 0,
+        body_meta: Callable[[], Mapping[str, str]] | None = None,
     ) -> ObjectMeta:
+        """`body_meta`: user metadata only the whole body can tell (the S3 gateway's verified
+        x-amz-checksum-*), asked for once, after the body is spooled and before it is committed."""
         await self._check_target(bucket, key, mode)
         spool = self.spool_dir / f"{uuid.uuid4().hex}.spool"
         try:
@@ -230,7 +233,8 @@ class ObjectService:
             if content_md5 is not None:
                 _check_content_md5(content_md5, digest.digest(), bucket, key)
             etag = digest.hexdigest()
-            options = dataclasses.replace(options, user_meta={**options.user_meta, "digest": f"md5:{etag}"})
+            late = body_meta() if body_meta is not None else {}
+            options = dataclasses.replace(options, user_meta={**options.user_meta, **late, "digest": f"md5:{etag}"})
             return await self._commit(bucket, key, spool, size, etag, mode, options, max_replicas, own_file=True)
         finally:
             await asyncio.to_thread(spool.unlink, True)

@@ -2,21 +2,29 @@
 
 GET validates everything (conditions, range) before `prepare()`; after it the body goes out with
 sendfile from verified regions of the local cache, and an error can only abort the connection.
+
+Checksums (`gateway.checksums`): a PutObject's verified x-amz-checksum-* is kept with the object and
+answered to GET/HEAD with `x-amz-checksum-mode: ENABLED` on full-object 200s only (never with a
+Range or partNumber, never on 304/412). CopyObject keeps it, the bytes being the same, unless the
+request names another algorithm in `x-amz-checksum-algorithm`: that one is not computed over the
+copy, the copy then has no checksum.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from dfstore.core.keys import check_bucket, check_key
 from dfstore.errors import EntityTooLarge, InvalidArgument, InvalidRange, InvalidRequest
-from dfstore.models import PutMode
+from dfstore.models import ObjectMeta, PutMode, PutOptions
 from gateway import xml
 from gateway.body import RequestBody
+from gateway.checksums import ALGORITHMS, CHECKSUM_META, stored_checksum, stored_entry
 from gateway.handlers.call import S3Call, empty, xml_response
-from gateway.headers import check_conditions, object_headers, put_options
+from gateway.headers import check_conditions, checksum_headers, object_headers, put_options
 from gateway.multipart import check_part_number
 from gateway.parts import part_range, parts_count
 from p2p.common.httprange import MalformedRange, RangeSpec, parse_range
@@ -53,6 +61,8 @@ async def get_object(call: S3Call) -> web.StreamResponse:
         headers = object_headers(reader.meta, call.query)
         if number is not None:
             headers["x-amz-mp-parts-count"] = str(parts_count(reader.meta))
+        elif spec is None:
+            headers.update(checksum_headers(reader.meta, call.headers))
         status = 200
         if spec is not None:
             status = 206
@@ -79,6 +89,8 @@ async def head_object(call: S3Call) -> web.StreamResponse:
     if number is not None:
         spec = part_range(meta, number)
         headers["x-amz-mp-parts-count"] = str(parts_count(meta))
+    elif spec is None:
+        headers.update(checksum_headers(meta, call.headers))
     status, length = 200, meta.size
     if spec is not None:
         try:
@@ -104,6 +116,7 @@ async def put_object(call: S3Call) -> web.StreamResponse:
         mode=PutMode.WRITE_BACK,
         options=put_options(call.headers),
         content_md5=body.content_md5(),
+        body_meta=lambda: stored_entry(body.checksums),
     )
     headers = {"ETag": xml.quoted_etag(meta.etag)}
     headers.update({f"x-amz-checksum-{name}": value for name, value in body.checksums.items()})
@@ -137,9 +150,28 @@ async def copy_object(call: S3Call) -> web.StreamResponse:
         )
     source = await call.service.head_object(src_bucket, src_key)
     check_conditions(source, call.headers, prefix="x-amz-copy-source-if-")
-    options = put_options(call.headers) if directive == "REPLACE" else None
+    kept = _copied_checksum(source, call.headers.get("x-amz-checksum-algorithm"))
+    options: PutOptions | None = None
+    if directive == "REPLACE":
+        options = put_options(call.headers)
+        options = dataclasses.replace(options, user_meta={**options.user_meta, **kept})
+    elif CHECKSUM_META in source.user_meta and not kept:
+        # COPY, but the checksum the source has is not the one asked for: the source's metadata without it
+        options = PutOptions.from_meta(source)
+        options.user_meta.pop(CHECKSUM_META)
     meta = await call.service.copy_object(call.bucket, call.key, src_bucket, src_key, options=options)
     return xml_response(xml.copy_result(meta.etag, meta.last_modified))
+
+
+def _copied_checksum(source: ObjectMeta, requested: str | None) -> dict[str, str]:
+    """The checksum entry a copy of `source` keeps: the source's own, unless the request names
+    another algorithm (not computed here: the copy then has none)."""
+    if requested is not None and requested.strip().lower() not in ALGORITHMS:
+        raise InvalidArgument("Value for x-amz-checksum-algorithm header is invalid.")
+    stored = stored_checksum(source.user_meta)
+    if stored is None or (requested is not None and requested.strip().lower() != stored[0]):
+        return {}
+    return {CHECKSUM_META: source.user_meta[CHECKSUM_META]}
 
 
 async def delete_object(call: S3Call) -> web.StreamResponse:

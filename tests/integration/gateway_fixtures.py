@@ -21,6 +21,7 @@ class Gateway:
     secret_key: str
     region: str
     origin: Path
+    dfstore: str = ""  # the same daemon's dfstore API
 
     @property
     def port(self) -> int:
@@ -35,4 +36,5 @@ def running_gateway(workdir: Path, *, domain: str = "", origin: dict[str, Any] |
     with running_daemon(workdir, origin, extra=extra) as child:
         endpoint = child.ready["s3"]
         assert endpoint, f"the daemon serves no S3 gateway:\n{child.log_tail()}"
-        yield Gateway(endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, REGION, Path(origin.get("path", "")))
+        yield Gateway(endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, REGION, Path(origin.get("path", "")),
+                      str(child.ready["dfstore"]))

@@ -1,10 +1,12 @@
-"""Flexible checksums: published check values, a bit-by-bit reference, split updates, S3's encoding."""
+"""Flexible checksums: published check values, a bit-by-bit reference, split updates, S3's encoding,
+and the checksum kept with an object (its metadata entry and the headers that answer it)."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +18,9 @@ from botocore.httpchecksum import (
     Sha256Checksum,
 )
 
-from gateway.checksums import ALGORITHMS, new_checksum
+from dfstore.models import ObjectMeta
+from gateway.checksums import ALGORITHMS, CHECKSUM_META, new_checksum, stored_checksum, stored_entry
+from gateway.headers import checksum_headers, object_headers, put_options
 
 CHECK_INPUT = b"123456789"
 
@@ -135,3 +139,29 @@ def test_small_crc_values_keep_their_leading_zero_bytes() -> None:
             assert len(raw) == CRC_MODELS[algorithm][0] // 8
             found[algorithm] = found[algorithm] or raw[0] == 0
     assert all(found.values())
+
+
+def test_kept_checksum_entry_roundtrip() -> None:
+    assert stored_entry({}) == {}
+    entry = stored_entry({"sha256": HEADER_VALUES["sha256"][0], "crc32": HEADER_VALUES["crc32"][0]})
+    assert entry == {CHECKSUM_META: "crc32:" + HEADER_VALUES["crc32"][0]}  # one per object, ALGORITHMS order
+    for algorithm in ALGORITHMS:
+        kept = stored_entry({algorithm: HEADER_VALUES[algorithm][0]})
+        assert stored_checksum(kept) == (algorithm, HEADER_VALUES[algorithm][0])
+    # damaged or foreign values are not answered
+    for bad in ("", "crc32", "md5:AAAAAA==", "crc32:AAAA", "crc32:AAAAAAAAAAA=", "sha1:not base64!"):
+        assert stored_checksum({CHECKSUM_META: bad}) is None, bad
+
+
+def test_checksum_headers_only_when_asked_and_reserved_names_hidden() -> None:
+    meta = ObjectMeta("b", "k", 9, "e" * 32, datetime.now(UTC),
+                      user_meta={"dfly-checksum": "crc32c:" + HEADER_VALUES["crc32c"][0], "u": "v"})
+    assert checksum_headers(meta, {}) == {}
+    assert checksum_headers(meta, {"x-amz-checksum-mode": "DISABLED"}) == {}
+    assert checksum_headers(meta, {"x-amz-checksum-mode": "enabled"}) == {
+        "x-amz-checksum-crc32c": HEADER_VALUES["crc32c"][0], "x-amz-checksum-type": "FULL_OBJECT"}
+    shown = object_headers(meta, {})
+    assert shown["x-amz-meta-u"] == "v" and not any("checksum" in h for h in shown)
+    options = put_options({"x-amz-meta-dfly-checksum": "crc32:AAAAAA==", "x-amz-meta-dfly-parts": "1*1",
+                           "x-amz-meta-a": "b"})
+    assert options.user_meta == {"a": "b"}
