@@ -19,7 +19,10 @@ import yaml
 
 from dfly.procs import Child, spawn
 
-DEFAULT_PORTS = {"manager": 8080, "scheduler": 8002, "dfstore": 65004, "s3": 65005, "upload": 65002, "rpc": 65000}
+DEFAULT_PORTS = {
+    "manager": 8080, "manager_grpc": 65003, "scheduler": 8002, "dfstore": 65004, "s3": 65005, "upload": 65002,
+    "rpc": 65000,
+}
 
 
 @dataclass(frozen=True)
@@ -93,22 +96,26 @@ def write_config(home: Path, name: str, data: dict[str, Any]) -> Path:
 def manager_config(home: Path) -> dict[str, Any]:
     work = home / "manager"
     return {
-        "server": {"work_home": str(work), "rest": {"listen": "127.0.0.1", "port": port_or_free(8080)}},
+        "server": {
+            "work_home": str(work),
+            "rest": {"listen": "127.0.0.1", "port": port_or_free(DEFAULT_PORTS["manager"])},
+            "grpc": {"listen": "127.0.0.1", "port": port_or_free(DEFAULT_PORTS["manager_grpc"])},
+        },
         "database": {"type": "sqlite", "sqlite": {"path": str(work / "manager.db")}},
     }
 
 
-def scheduler_config(home: Path, manager_url: str) -> dict[str, Any]:
+def scheduler_config(home: Path, manager_grpc: str) -> dict[str, Any]:
     return {
         "server": {"listen": "127.0.0.1", "port": port_or_free(8002)},
         "records": {"path": str(home / "scheduler" / "records.jsonl")},
-        "manager": {"address": manager_url},
+        "manager": {"address": manager_grpc},
         "network_topology": {"enable": True},  # daemons probe each other; parents are scored by RTT
     }
 
 
 def node_config(
-    name: str, home: Path, origin: dict[str, Any], *, seed: bool, schedulers: list[str], manager_url: str,
+    name: str, home: Path, origin: dict[str, Any], *, seed: bool, schedulers: list[str], manager_grpc: str,
     default_ports: bool, seeds: list[str],
 ) -> dict[str, Any]:
     """Only the first peer asks for the default ports; the seed and later peers take free ones."""
@@ -126,7 +133,7 @@ def node_config(
             "host": {"hostname": f"{socket.gethostname()}-{name}"},
             "upload": {"port": port("upload")},
             "rpc": {"port": port("rpc")},
-            "scheduler": {"addresses": schedulers, "manager": manager_url},
+            "scheduler": {"addresses": schedulers, "manager": manager_grpc},
             "network_topology": {"enable": True},
         },
         "dfstore": {"port": port("dfstore"), "origin": origin, "replica_peers": seeds},
@@ -149,7 +156,11 @@ def cluster_document(
             "secret_key": creds["s3"]["secret_key"],
             "region": options.region,
         },
-        "manager": {"url": manager.ready["url"], "console": manager.ready.get("console", manager.ready["url"])},
+        "manager": {
+            "url": manager.ready["url"],
+            "console": manager.ready.get("console", manager.ready["url"]),
+            "grpc": manager.ready["grpc"],  # the component API schedulers and daemons use
+        },
         "schedulers": [scheduler.ready["address"]],
         "peers": [
             {k: d.ready[k] for k in ("name", "seed", "dfstore", "upload", "s3", "pid")} for d in daemons
@@ -205,9 +216,9 @@ def run_up(options: UpOptions) -> int:
         if root_password:
             creds.setdefault("manager", {})["root_password"] = root_password
             write_private_json(home / "credentials.json", creds)
-        manager_url = manager.ready["url"]
+        manager_grpc = manager.ready["grpc"]
 
-        sched_cfg = write_config(home, "scheduler", scheduler_config(home, manager_url))
+        sched_cfg = write_config(home, "scheduler", scheduler_config(home, manager_grpc))
         scheduler = _spawn_in(home, "scheduler", ["p2p.scheduler", "--config", str(sched_cfg)])
         children.append(scheduler)
         schedulers = [scheduler.ready["address"]]
@@ -221,7 +232,7 @@ def run_up(options: UpOptions) -> int:
         daemons: list[Child] = []
         for name, seed in names:
             seeds = [d.ready["dfstore"] for d in daemons if d.ready["seed"]]
-            cfg = node_config(name, home, origin, seed=seed, schedulers=schedulers, manager_url=manager_url,
+            cfg = node_config(name, home, origin, seed=seed, schedulers=schedulers, manager_grpc=manager_grpc,
                               default_ports=name == "peer-0", seeds=seeds)
             child = _spawn_in(home, name, ["dfly", "daemon", "--config", str(write_config(home, name, cfg))],
                               env=gateway_env)

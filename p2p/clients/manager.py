@@ -1,27 +1,34 @@
-"""Async REST client for the manager, used by schedulers and seed peers/daemons.
+"""Async gRPC client for the manager's component API (`p2p/proto/manager.proto`), used by schedulers,
+seed peers and daemons.
 
-    async with ManagerClient("http://127.0.0.1:8080") as m:
+    async with ManagerClient("127.0.0.1:65003", token=component_token) as m:
         me = await m.register_scheduler(host_name="s1", ip="10.0.0.1", port=8002, scheduler_cluster_id=1)
         reply = await m.keepalive_scheduler(me.id)      # features + preheat runs handed to it
         await m.report_job(run.job_id, scheduler_id=me.id, state="SUCCESS")
 
-A scheduler enforces its own features from `KeepAliveReply.features` (refuse preheat without
-`preheat`); `SchedulerDirectory` keeps a daemon's last good scheduler list while the manager is down.
-Errors: `ManagerUnavailable` (connection, timeout, 5xx) and `ManagerRequestError` (4xx, with status).
+Keepalives go over one long-lived `KeepAlive` stream per scheduler or seed peer (opened again after
+an error); each call writes one request and reads its answer. A scheduler enforces its own features
+from `KeepAliveReply.features` (refuse preheat without `preheat`); `SchedulerDirectory` keeps a
+daemon's last good scheduler list while the manager is down.
+Errors: `ManagerUnavailable` (unreachable, timeout, INTERNAL/UNAVAILABLE) and `ManagerRequestError`
+(the manager refused the call; `status` is the REST equivalent: 401 UNAUTHENTICATED, 403
+PERMISSION_DENIED, 404 NOT_FOUND, 409 ALREADY_EXISTS/FAILED_PRECONDITION, 422 INVALID_ARGUMENT).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import aiohttp
+import grpc
+from grpc import aio
 
 from p2p.errors import P2PError
+from p2p.proto import manager_pb2 as mpb
+from p2p.proto import manager_pb2_grpc as mpb_grpc
 
 
 class ManagerUnavailable(P2PError):  # noqa: N818 - named like p2p.errors.SchedulerUnavailable
@@ -29,9 +36,29 @@ class ManagerUnavailable(P2PError):  # noqa: N818 - named like p2p.errors.Schedu
 
 
 class ManagerRequestError(P2PError):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: grpc.StatusCode | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+        self.code = code
+
+
+_REQUEST_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+}
+
+
+def _error(code: grpc.StatusCode, details: str, target: str) -> P2PError:
+    status = _REQUEST_STATUS.get(code)
+    if status is None:
+        return ManagerUnavailable(f"manager {target} unavailable: {code.name} {details}")
+    return ManagerRequestError(status, details or code.name, code)
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,10 @@ class SchedulerRecord:
             frozenset(d.get("features") or ()),
         )
 
+    @classmethod
+    def from_pb(cls, m: mpb.Scheduler) -> SchedulerRecord:
+        return cls(m.id, m.hostname, m.ip, m.port, m.scheduler_cluster_id, m.state, frozenset(m.features))
+
 
 @dataclass(frozen=True)
 class SeedPeerRecord:
@@ -82,6 +113,10 @@ class SeedPeerRecord:
             int(d["seed_peer_cluster_id"]),
             d["state"],
         )
+
+    @classmethod
+    def from_pb(cls, m: mpb.SeedPeer) -> SeedPeerRecord:
+        return cls(m.id, m.hostname, m.ip, m.port, m.download_port, m.seed_peer_cluster_id, m.state)
 
 
 @dataclass(frozen=True)
@@ -108,21 +143,25 @@ class KeepAliveReply:
 
 
 class ManagerClient:
+    """`target` is the manager's gRPC address, `host:port`. `root_certificates` (PEM) turns TLS on."""
+
     def __init__(
         self,
-        base_url: str,
+        target: str,
         *,
         token: str | None = None,
         timeout_s: float = 10.0,
-        ssl_context: ssl.SSLContext | None = None,
+        root_certificates: bytes | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        if "://" not in self.base_url:
-            self.base_url = "http://" + self.base_url
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-        self._session: aiohttp.ClientSession | None = None
+        self.target = target.split("://", 1)[-1].rstrip("/")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout_s = timeout_s
+        self._root_certificates = root_certificates
+        self._channel: aio.Channel | None = None
+        self._stub: mpb_grpc.ManagerStub | None = None
+        # One KeepAlive stream per (source, id), and a lock so requests and answers stay paired.
+        self._streams: dict[tuple[int, int], aio.StreamStreamCall] = {}
+        self._stream_locks: dict[tuple[int, int], asyncio.Lock] = {}
 
     async def __aenter__(self) -> ManagerClient:
         return self
@@ -133,28 +172,58 @@ class ManagerClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for call in self._streams.values():
+            call.cancel()
+        self._streams.clear()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel, self._stub = None, None
 
-    async def _call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
-    ) -> Any:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+    def _manager(self) -> mpb_grpc.ManagerStub:
+        if self._stub is None:
+            if self._root_certificates is not None:
+                creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+                self._channel = aio.secure_channel(self.target, creds)
+            else:
+                self._channel = aio.insecure_channel(self.target)
+            self._stub = mpb_grpc.ManagerStub(self._channel)
+        return self._stub
+
+    async def _unary(self, method: str, request: Any) -> Any:
+        rpc = getattr(self._manager(), method)
         try:
-            async with self._session.request(
-                method, self.base_url + path, json=body, params=params, ssl=self._ssl
-            ) as resp:
-                data = await resp.json(content_type=None) if resp.status != 204 else None
-                if resp.status >= 500:
-                    raise ManagerUnavailable(f"manager answered {resp.status}")
-                if resp.status >= 400:
-                    message = data.get("message", "") if isinstance(data, dict) else ""
-                    raise ManagerRequestError(resp.status, message)
-                return data
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise ManagerUnavailable(f"manager {self.base_url} unreachable: {exc!r}") from exc
+            return await rpc(request, timeout=self._timeout_s, metadata=self._metadata)
+        except aio.AioRpcError as exc:
+            raise _error(exc.code(), exc.details() or "", self.target) from exc
+
+    async def _keepalive(self, key: tuple[int, int], request: mpb.KeepAliveRequest) -> mpb.KeepAliveResponse:
+        lock = self._stream_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            call = self._streams.get(key)
+            if call is None or call.done():
+                call = self._streams[key] = self._manager().KeepAlive(metadata=self._metadata)
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await call.write(request)
+                    answer = await call.read()
+            except aio.AioRpcError as exc:
+                self._drop(key)
+                raise _error(exc.code(), exc.details() or "", self.target) from exc
+            except (TimeoutError, asyncio.InvalidStateError) as exc:
+                self._drop(key)
+                code = await call.code() if call.done() else grpc.StatusCode.DEADLINE_EXCEEDED
+                details = (await call.details() if call.done() else "") or repr(exc)
+                raise _error(code, details, self.target) from exc
+            if answer is aio.EOF:
+                self._drop(key)
+                raise _error(await call.code(), await call.details() or "stream ended", self.target)
+            assert isinstance(answer, mpb.KeepAliveResponse)
+            return answer
+
+    def _drop(self, key: tuple[int, int]) -> None:
+        call = self._streams.pop(key, None)
+        if call is not None:
+            call.cancel()
 
     # --- schedulers ---------------------------------------------------------------------------
 
@@ -169,18 +238,15 @@ class ManagerClient:
         location: str = "",
         features: list[str] | None = None,
     ) -> SchedulerRecord:
-        """`ip`/`port` are the advertised address peers dial, which may differ from the listen one."""
-        body: dict[str, Any] = {
-            "host_name": host_name,
-            "ip": ip,
-            "port": port,
-            "idc": idc,
-            "location": location,
-            "scheduler_cluster_id": scheduler_cluster_id,
-        }
+        """UpdateScheduler. `ip`/`port` are the advertised address peers dial, which may differ from the
+        listen one. `features` None keeps what the manager has."""
+        request = mpb.UpdateSchedulerRequest(
+            source_type=mpb.SCHEDULER_SOURCE, hostname=host_name, ip=ip, port=port, idc=idc, location=location,
+            scheduler_cluster_id=scheduler_cluster_id,
+        )
         if features is not None:
-            body["features"] = features
-        return SchedulerRecord.from_json(await self._call("POST", "/api/v1/schedulers/register", body))
+            request.features.names.extend(features)
+        return SchedulerRecord.from_pb(await self._unary("UpdateScheduler", request))
 
     async def keepalive_scheduler(
         self,
@@ -190,41 +256,28 @@ class ManagerClient:
         peers: list[dict[str, Any]] | None = None,
         topology: list[dict[str, Any]] | None = None,
     ) -> KeepAliveReply:
-        body: dict[str, Any] = {}
-        if tasks is not None:
-            body["tasks"] = tasks[:1000]
-        if peers is not None:
-            body["peers"] = peers[:1000]
-        if topology is not None:
-            body["topology"] = topology[:1000]
-        data = await self._call("POST", f"/api/v1/schedulers/{scheduler_id}/keepalive", body)
+        request = mpb.KeepAliveRequest(source_type=mpb.SCHEDULER_SOURCE, id=scheduler_id)
+        if tasks is not None or peers is not None or topology is not None:
+            request.snapshot.SetInParent()
+            request.snapshot.tasks.extend(mpb.TaskSummary(**t) for t in (tasks or [])[:1000])
+            request.snapshot.peers.extend(mpb.PeerSummary(**p) for p in (peers or [])[:1000])
+            request.snapshot.topology.extend(mpb.EdgeSummary(**e) for e in (topology or [])[:1000])
+        answer = await self._keepalive((mpb.SCHEDULER_SOURCE, scheduler_id), request)
         jobs = tuple(
             PreheatRun(
-                job_id=j["id"],
-                scheduler_cluster_id=j["scheduler_cluster_id"],
-                url=j["args"]["url"],
-                tag=j["args"].get("tag", ""),
-                filter=j["args"].get("filter", ""),
-                headers=dict(j["args"].get("headers") or {}),
-                range=j["args"].get("range", ""),
+                job_id=j.id, scheduler_cluster_id=j.scheduler_cluster_id, url=j.url, tag=j.tag, filter=j.filter,
+                headers=dict(j.headers), range=j.range,
             )
-            for j in data.get("jobs", [])
-            if j.get("type") == "preheat"
+            for j in answer.jobs
+            if j.type == "preheat"
         )
-        return KeepAliveReply(SchedulerRecord.from_json(data), jobs)
-
-    async def scheduler_features(self, scheduler_id: int) -> frozenset[str]:
-        data = await self._call("GET", f"/api/v1/schedulers/{scheduler_id}/features")
-        return frozenset(data["features"])
+        return KeepAliveReply(SchedulerRecord.from_pb(answer.scheduler), jobs)
 
     async def report_job(self, job_id: int, *, scheduler_id: int, state: str, message: str = "") -> str:
         """state: RUNNING | SUCCESS | FAILURE. Returns the job's overall state."""
-        data = await self._call(
-            "POST",
-            f"/api/v1/jobs/{job_id}/results",
-            {"scheduler_id": scheduler_id, "state": state, "message": message[:2048]},
-        )
-        return str(data["state"])
+        request = mpb.ReportJobResultRequest(job_id=job_id, scheduler_id=scheduler_id, state=state,
+                                             message=message[:2048])
+        return str((await self._unary("ReportJobResult", request)).state)
 
     # --- seed peers and daemons -----------------------------------------------------------------
 
@@ -241,33 +294,27 @@ class ManagerClient:
         idc: str = "",
         location: str = "",
     ) -> SeedPeerRecord:
-        body = {
-            "host_name": host_name,
-            "ip": ip,
-            "port": port,
-            "download_port": download_port,
-            "object_storage_port": object_storage_port,
-            "seed_peer_cluster_id": seed_peer_cluster_id,
-            "type": type,
-            "idc": idc,
-            "location": location,
-        }
-        return SeedPeerRecord.from_json(await self._call("POST", "/api/v1/seed-peers/register", body))
+        request = mpb.UpdateSeedPeerRequest(
+            source_type=mpb.SEED_PEER_SOURCE, hostname=host_name, ip=ip, port=port, download_port=download_port,
+            object_storage_port=object_storage_port, seed_peer_cluster_id=seed_peer_cluster_id, type=type,
+            idc=idc, location=location,
+        )
+        return SeedPeerRecord.from_pb(await self._unary("UpdateSeedPeer", request))
 
     async def keepalive_seed_peer(self, seed_peer_id: int) -> SeedPeerRecord:
-        return SeedPeerRecord.from_json(
-            await self._call("POST", f"/api/v1/seed-peers/{seed_peer_id}/keepalive", {})
-        )
+        request = mpb.KeepAliveRequest(source_type=mpb.SEED_PEER_SOURCE, id=seed_peer_id)
+        answer = await self._keepalive((mpb.SEED_PEER_SOURCE, seed_peer_id), request)
+        return SeedPeerRecord.from_pb(answer.seed_peer)
 
     async def list_schedulers(
         self, *, host_name: str = "", ip: str = "", idc: str = "", location: str = ""
     ) -> list[SchedulerRecord]:
         """Schedulers for a peer: active, with `schedule`, best-matching cluster first."""
-        params = {"host_name": host_name, "ip": ip, "idc": idc, "location": location}
-        data = await self._call(
-            "GET", "/api/v1/schedulers/discovery", params={k: v for k, v in params.items() if v}
-        )
-        return [SchedulerRecord.from_json(d) for d in data]
+        host_info = {k: v for k, v in (("idc", idc), ("location", location)) if v}
+        request = mpb.ListSchedulersRequest(source_type=mpb.PEER_SOURCE, hostname=host_name, ip=ip,
+                                            host_info=host_info)
+        answer = await self._unary("ListSchedulers", request)
+        return [SchedulerRecord.from_pb(m) for m in answer.schedulers]
 
 
 class SchedulerDirectory:

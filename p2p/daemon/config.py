@@ -46,7 +46,7 @@ class UploadSection(Section):
 
 class SchedulerSection(Section):
     addresses: list[str] = Field(default_factory=list)  # host:port of schedulers; empty = back-to-source only
-    manager: str = ""  # manager REST address to discover schedulers from
+    manager: str = ""  # the manager's gRPC address (host:port) to discover schedulers from
     manager_token: SecretStr | None = None  # the manager's auth.component_token, when it has one
     manager_refresh_interval_s: float = Field(default=30, gt=0, description="scheduler list refresh")
     manager_keepalive_interval_s: float = Field(default=5, gt=0, description="seed peers: keepalive")

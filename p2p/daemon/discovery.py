@@ -1,6 +1,7 @@
 """A daemon's side of the manager: where its schedulers are, and (seed peers) being one of the cluster.
 
-With `scheduler.manager` set, the daemon asks the manager for its schedulers at start and every
+With `scheduler.manager` set (the manager's gRPC address, host:port), the daemon asks the manager
+for its schedulers (ListSchedulers) at start and every
 `scheduler.manager_refresh_interval_s`, and hands each new list to its `SchedulerClient`. While the
 manager is down, or answers an empty list, the last list stays (the static `scheduler.addresses`
 until the manager first answers). A seed peer also registers with the manager as a seed peer and
@@ -62,10 +63,10 @@ class ManagerLink:
         except TimeoutError:
             addresses = directory.addresses
         if directory.last_error is not None:
-            log.warning("manager %s unreachable at start (%s); schedulers: %s", self._client.base_url,
+            log.warning("manager %s unreachable at start (%s); schedulers: %s", self._client.target,
                         directory.last_error, addresses or "none yet")
         else:
-            log.info("schedulers from manager %s: %s", self._client.base_url, addresses or "none yet")
+            log.info("schedulers from manager %s: %s", self._client.target, addresses or "none yet")
         return addresses
 
     async def run(self, scheduler: SchedulerClient, host: HostInfo) -> None:

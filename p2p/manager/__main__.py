@@ -37,7 +37,7 @@ async def _serve(config: ManagerConfig, ready_file: Path | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m p2p.manager", description="dfly manager")
     parser.add_argument("--config", help="manager YAML file")
-    parser.add_argument("--ready-file", type=Path, help="write the REST URL here (JSON) once serving")
+    parser.add_argument("--ready-file", type=Path, help="write the REST URL and gRPC address here (JSON) once serving")
     parser.add_argument("--log-file", help="log here instead of stderr")
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,5 @@
-"""The manager's config (`manager.yaml`): REST listener and TLS, database, auth, keepalive, jobs.
+"""The manager's config (`manager.yaml`): REST listener and TLS, gRPC listener, database, auth,
+keepalive, jobs.
 
 Keys follow Dragonfly's manager YAML where it has one (`server.rest.tls.{cert,key}`,
 `database.type`, `objectStorage` as `object_storage`); units are in the names.
@@ -37,9 +38,20 @@ class RestSection(Section):
     tls: TLSSection = TLSSection()
 
 
+class GrpcSection(Section):
+    """The component API (schedulers, seed peers, daemons). TLS: the REST cert and key, when set."""
+
+    listen: str = "127.0.0.1"
+    port: int = Field(default=65003, ge=0, le=65535)  # 0 = any free port (see --ready-file)
+    # What components are told to dial (NAT, container ports): empty/0 = the listen address/port.
+    advertise_ip: str = ""
+    advertise_port: int = Field(default=0, ge=0, le=65535)
+
+
 class ServerSection(Section):
     work_home: str = ""  # empty: ~/.dfly/manager; holds the SQLite file by default
     rest: RestSection = RestSection()
+    grpc: GrpcSection = GrpcSection()
 
 
 class SqliteSection(Section):
@@ -76,8 +88,9 @@ class DatabaseSection(Section):
 class AuthSection(Section):
     root_password: SecretStr | None = None  # None: generated on first start and reported once
     session_ttl_s: float = Field(default=48 * 3600, gt=0)  # console sign-in lifetime (Dragonfly's JWT timeout)
-    # When set, scheduler/seed-peer registration, keepalive, discovery and job results need
-    # `Authorization: Bearer <component_token>`; when unset they are open, like Dragonfly's manager gRPC.
+    # When set, every call of the gRPC component API (registration, keepalive, scheduler lists, job
+    # results) needs metadata `authorization: Bearer <component_token>`; when unset it is open, like
+    # Dragonfly's manager gRPC.
     component_token: SecretStr | None = None
 
 

@@ -2,7 +2,7 @@
 
 Contract with schedulers (docs/manager.md): a scheduler's keepalive answer carries the runs
 assigned to it (each is handed out once: PENDING -> RUNNING), and the scheduler reports
-`POST /api/v1/jobs/{id}/results`. A run not finished within `job.timeout_s` fails.
+its result with the gRPC `ReportJobResult`. A run not finished within `job.timeout_s` fails.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "none": [],
     "session": [{"session": []}],
     "root": [{"session": []}],
-    "component": [{"component": []}],
     "pat": [{"personalAccessToken": []}],
 }
 
@@ -87,8 +86,6 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
             "securitySchemes": {
                 "session": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/users/signin"},
                 "personalAccessToken": {"type": "http", "scheme": "bearer"},
-                "component": {"type": "http", "scheme": "bearer",
-                              "description": "auth.component_token, when configured"},
             },
         },
     }

@@ -1,6 +1,7 @@
 """Every REST route of the manager, declared once. Handlers are thin: bind, call one service
 method in a worker thread, render. Auth per route: none | session (any signed-in user) | root |
-component (schedulers and seed peers) | pat (Open API personal access token).
+pat (Open API personal access token). Schedulers, seed peers and daemons do not use REST: they call
+the gRPC component API (`rpc.py`), which calls the same service methods.
 """
 
 from __future__ import annotations
@@ -137,22 +138,6 @@ def build_routes(svc: Services) -> list[Route]:
                    "ip": x.query("ip"), "state": x.query("state")}
         return Reply(page=await run(c.list_schedulers, x.page, x.per_page, filters))
 
-    async def register_scheduler(x: Call) -> Reply:
-        return Reply(await run(c.register_scheduler, x.body))
-
-    async def keepalive_scheduler(x: Call) -> Reply:
-        out = await run(c.keepalive_scheduler, x.id(), x.body)
-        out["jobs"] = await run(j.claim, x.id())
-        return Reply(out)
-
-    async def scheduler_features(x: Call) -> Reply:
-        sched = await run(c.get_scheduler, x.id())
-        return Reply({"id": sched["id"], "state": sched["state"], "features": sched["features"]})
-
-    async def discover(x: Call) -> Reply:
-        items = await run(c.discover_schedulers, x.query("ip"), x.query("idc"), x.query("location"))
-        return Reply(items)
-
     # --- seed peers -----------------------------------------------------------------------------
     async def create_seed_peer(x: Call) -> Reply:
         return Reply(await run(c.create_seed_peer, x.body), 201)
@@ -171,12 +156,6 @@ def build_routes(svc: Services) -> list[Route]:
         filters = {"seed_peer_cluster_id": x.query_int("seed_peer_cluster_id"), "host_name": x.query("host_name"),
                    "ip": x.query("ip"), "state": x.query("state")}
         return Reply(page=await run(c.list_seed_peers, x.page, x.per_page, filters))
-
-    async def register_seed_peer(x: Call) -> Reply:
-        return Reply(await run(c.register_seed_peer, x.body))
-
-    async def keepalive_seed_peer(x: Call) -> Reply:
-        return Reply(await run(c.keepalive_seed_peer, x.id()))
 
     # --- personal access tokens -----------------------------------------------------------------
     async def create_token(x: Call) -> Reply:
@@ -225,9 +204,6 @@ def build_routes(svc: Services) -> list[Route]:
         filters = {"type": x.query("type"), "state": x.query("state"), "user_id": x.query_int("user_id")}
         return Reply(page=await run(j.list_jobs, x.page, x.per_page, filters))
 
-    async def job_result(x: Call) -> Reply:
-        return Reply(await run(j.report, x.id(), x.body))
-
     def crud(
         prefix: str, tag: str, handlers: tuple[Handler, Handler, Handler, Handler, Handler],
         bodies: tuple[type[BaseModel], type[BaseModel]], *, read: Auth = "session", write: Auth = "root",
@@ -267,25 +243,9 @@ def build_routes(svc: Services) -> list[Route]:
         *crud(f"{api}/seed-peer-clusters", "seed peer cluster",
               (create_spc, update_spc, delete_spc, get_spc, list_spc),
               (s.SeedPeerClusterCreate, s.SeedPeerClusterUpdate)),
-        Route("POST", f"{api}/schedulers/register", register_scheduler,
-              "Scheduler registration (upsert by uk_scheduler, state active)", "scheduler", "component",
-              s.SchedulerRegister),
-        Route("GET", f"{api}/schedulers/discovery", discover,
-              "Schedulers for a peer: active, with `schedule`, best cluster first", "scheduler", "component",
-              query=("ip", "idc", "location", "host_name")),
-        Route("POST", f"{api}/schedulers/{ID}/keepalive", keepalive_scheduler,
-              "Scheduler keepalive; answers its features and the preheat runs assigned to it", "scheduler",
-              "component", s.KeepAlive),
-        Route("GET", f"{api}/schedulers/{ID}/features", scheduler_features, "A scheduler's features",
-              "scheduler", "component"),
         *crud(f"{api}/schedulers", "scheduler",
               (create_scheduler, update_scheduler, delete_scheduler, get_scheduler, list_schedulers),
               (s.SchedulerCreate, s.SchedulerUpdate), query=("scheduler_cluster_id", "host_name", "ip", "state")),
-        Route("POST", f"{api}/seed-peers/register", register_seed_peer,
-              "Seed peer registration (upsert by uk_seed_peer, state active)", "seed peer", "component",
-              s.SeedPeerRegister),
-        Route("POST", f"{api}/seed-peers/{ID}/keepalive", keepalive_seed_peer, "Seed peer keepalive",
-              "seed peer", "component"),
         *crud(f"{api}/seed-peers", "seed peer",
               (create_seed_peer, update_seed_peer, delete_seed_peer, get_seed_peer, list_seed_peers),
               (s.SeedPeerCreate, s.SeedPeerUpdate), query=("seed_peer_cluster_id", "host_name", "ip", "state")),
@@ -293,8 +253,6 @@ def build_routes(svc: Services) -> list[Route]:
               (create_token, update_token, delete_token, get_token, list_tokens), (s.TokenCreate, s.TokenUpdate),
               write="session"),
         *crud(f"{api}/jobs", "job", job_h, (s.JobCreate, s.JobUpdate), query=("type", "state", "user_id")),
-        Route("POST", f"{api}/jobs/{ID}/results", job_result, "A scheduler reports its preheat run", "job",
-              "component", s.JobResult),
         # The Open API: the same handlers behind personal access tokens (scope from the path).
         *crud("/oapi/v1/jobs", "job", job_h, (s.JobCreate, s.JobUpdate), read="pat", write="pat",
               query=("type", "state", "user_id")),

@@ -8,7 +8,6 @@ OpenAPI document (openapi.py), so the two cannot drift apart.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,12 +18,12 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from p2p.manager.auth import AuthService, Principal, require_root
-from p2p.manager.errors import Forbidden, Invalid, ManagerError, Unauthorized
+from p2p.manager.errors import Invalid, ManagerError, Unauthorized
 from p2p.manager.service import Page
 
 log = logging.getLogger(__name__)
 
-Auth = Literal["none", "session", "root", "component", "pat"]
+Auth = Literal["none", "session", "root", "pat"]
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
 MAX_PER_PAGE = 1000
@@ -134,7 +133,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def bind(
-    route: Route, auth: AuthService, component_token: str | None
+    route: Route, auth: AuthService
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         user: Principal | None = None
@@ -148,9 +147,6 @@ def bind(
             token = bearer(request)
             resource = request.path.split("/")[3] if request.path.count("/") >= 3 else ""
             user = await run(auth.authenticate_token, token, resource)
-        elif route.auth == "component" and component_token:
-            if not hmac.compare_digest(bearer(request).encode(), component_token.encode()):
-                raise Forbidden("component token does not match")
         body = await _parse_body(request, route.body) if route.body is not None else None
         reply = await route.handler(Call(request, user, body, token))
         if reply.status == 204:

@@ -66,7 +66,7 @@ class RecordsSection(Section):
 class ManagerSection(Section):
     """The manager this scheduler registers with (empty `address`: standalone, every feature on)."""
 
-    address: str = Field(default="", description="manager REST URL, e.g. http://127.0.0.1:8080")
+    address: str = Field(default="", description="the manager's gRPC address, e.g. 127.0.0.1:65003")
     scheduler_cluster_id: int = Field(default=1, ge=1)
     component_token: SecretStr | None = None  # the manager's auth.component_token, when it has one
     host_name: str = Field(default="", description="name registered with the manager; empty: the hostname")

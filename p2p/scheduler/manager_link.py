@@ -1,6 +1,7 @@
-"""The scheduler's side of the manager (docs/manager.md): register with the advertised address, keep
-alive, follow the features the manager sets, run the preheat jobs it hands over, and report a snapshot
-of tasks and peers for the console.
+"""The scheduler's side of the manager (docs/manager.md), over its gRPC component API: register
+(UpdateScheduler) with the advertised address, keep alive (the KeepAlive stream), follow the
+features the manager sets, run the preheat jobs it hands over, and report a snapshot of tasks and
+peers for the console.
 
 Features are enforced here, in the scheduler: the link points `SchedulerService.allows` at the
 latest keepalive answer, so without `schedule` RegisterPeer is refused and without `preheat` every
@@ -57,7 +58,7 @@ class ManagerLink:
 
     async def run(self) -> None:
         """Register (retried each interval until the manager answers), then keep alive; until cancelled."""
-        log.info("registering with manager %s as %s", self._client.base_url, self.host_name)
+        log.info("registering with manager %s as %s", self._client.target, self.host_name)
         while True:
             try:
                 await self.agent.run()

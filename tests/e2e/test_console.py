@@ -72,7 +72,7 @@ async def test_console_flows(page: Any, tmp_path: Path) -> None:
     with database_config("sqlite", tmp_path) as db, manager_process(
         tmp_path, db, keepalive={"timeout_s": 60, "sweep_interval_s": 1}
     ) as mgr:
-        async with aiohttp.ClientSession() as session, ManagerClient(mgr.url) as mc:
+        async with aiohttp.ClientSession() as session, ManagerClient(mgr.grpc) as mc:
             api = Api(mgr.url, session)
             await api.sign_in()
             sched = await mc.register_scheduler(host_name="scheduler-a", ip="127.0.0.1", port=8002,
@@ -145,10 +145,10 @@ async def test_console_flows(page: Any, tmp_path: Path) -> None:
             await page.wait_for_selector("[data-testid=seed-peers] tr:has-text('seed-a') [data-state=active]")
             await page.uncheck("[data-testid=schedulers] input[data-feature=preheat]")
             await page.wait_for_selector("#toast:has-text('preheat disabled')")
-            assert await mc.scheduler_features(sched.id) == {"schedule"}
+            assert (await mc.keepalive_scheduler(sched.id)).features == {"schedule"}
             await page.check("[data-testid=schedulers] input[data-feature=preheat]")
             await page.wait_for_selector("#toast:has-text('preheat enabled')")
-            assert await mc.scheduler_features(sched.id) == {"schedule", "preheat"}
+            assert (await mc.keepalive_scheduler(sched.id)).features == {"schedule", "preheat"}
             await shot(page, "cluster")
 
             await page.click("text=Tasks and peers")

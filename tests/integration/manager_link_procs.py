@@ -22,26 +22,26 @@ from tests.integration.test_p2p_cluster import start_scheduler
 LINK_INTERVAL_S = 0.3  # keepalive and discovery refresh in these tests (5 s and 30 s by default)
 
 
-def scheduler_for(workdir: Path, manager_url: str, *, name: str = "scheduler", **server: Any) -> Child:
+def scheduler_for(workdir: Path, manager_address: str, *, name: str = "scheduler", **server: Any) -> Child:
     """A scheduler process registered with the manager as `name` (its host_name there)."""
     return start_scheduler(
         workdir,
         {
             "server": {"listen": "127.0.0.1", "port": 0, **server},
-            "manager": {"address": manager_url, "host_name": name, "keepalive_interval_s": LINK_INTERVAL_S},
+            "manager": {"address": manager_address, "host_name": name, "keepalive_interval_s": LINK_INTERVAL_S},
         },
         name=name,
     )
 
 
-def daemon_for(workdir: Path, origin: dict[str, Any], manager_url: str, name: str, *, seed: bool = False) -> Child:
+def daemon_for(workdir: Path, origin: dict[str, Any], manager_address: str, name: str, *, seed: bool = False) -> Child:
     """A daemon that learns its schedulers from the manager only (no static addresses)."""
     extra = {
         "daemon": {
             "seed": seed,
             "host": {"hostname": name},
             "scheduler": {
-                "manager": manager_url,
+                "manager": manager_address,
                 "manager_refresh_interval_s": LINK_INTERVAL_S,
                 "manager_keepalive_interval_s": LINK_INTERVAL_S,
                 "health_interval_s": 0.3,

@@ -86,10 +86,15 @@ def database_config(kind: str, tmp: Path) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class ManagerProc:
-    url: str
+    url: str  # REST
     log_file: Path
     proc: subprocess.Popen[bytes]
     ready: dict[str, Any]
+
+    @property
+    def grpc(self) -> str:
+        """The gRPC component API's advertised address, host:port."""
+        return str(self.ready["grpc"])
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -98,7 +103,7 @@ class ManagerProc:
 @contextmanager
 def manager_process(tmp: Path, database: dict[str, Any], **overrides: Any) -> Iterator[ManagerProc]:
     config: dict[str, Any] = {
-        "server": {"work_home": str(tmp / "home"), "rest": {"port": 0}},
+        "server": {"work_home": str(tmp / "home"), "rest": {"port": 0}, "grpc": {"port": 0}},
         "database": database,
         "auth": {"root_password": ROOT_PASSWORD},
         "keepalive": {"timeout_s": 3, "sweep_interval_s": 0.5},

@@ -50,6 +50,7 @@ def test_dfly_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert oct((home / "cluster.json").stat().st_mode & 0o777) == "0o600"  # it holds the S3 secret
         assert [p["seed"] for p in doc["peers"]] == [True, False]
         assert doc["schedulers"] and doc["manager"]["url"].startswith("http://127.0.0.1:")
+        assert doc["manager"]["grpc"].startswith("127.0.0.1:")  # the component API the scheduler and daemons use
         dfstore = doc["dfstore"]
 
         urllib.request.urlopen(urllib.request.Request(f"{dfstore}/buckets/demo", method="POST")).close()

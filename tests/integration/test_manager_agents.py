@@ -30,7 +30,7 @@ async def test_scheduler_agent_runs_preheats_and_follows_features(tmp_path: Path
         return "seeded"
 
     with database_config("sqlite", tmp_path) as db, manager_process(tmp_path, db) as mgr:
-        async with aiohttp.ClientSession() as session, ManagerClient(mgr.url) as mc:
+        async with aiohttp.ClientSession() as session, ManagerClient(mgr.grpc) as mc:
             api = Api(mgr.url, session)
             await api.sign_in()
             agent = SchedulerAgent(mc, host_name="sched-1", ip="127.0.0.1", port=18002, interval_s=0.2,
@@ -100,7 +100,7 @@ async def test_unreported_preheat_run_times_out(tmp_path: Path) -> None:
     with database_config("sqlite", tmp_path) as db, manager_process(
         tmp_path, db, job={"timeout_s": 1}, keepalive={"timeout_s": 30, "sweep_interval_s": 0.3}
     ) as mgr:
-        async with aiohttp.ClientSession() as session, ManagerClient(mgr.url) as mc:
+        async with aiohttp.ClientSession() as session, ManagerClient(mgr.grpc) as mc:
             api = Api(mgr.url, session)
             await api.sign_in()
             sched = await mc.register_scheduler(host_name="slow", ip="127.0.0.1", port=8002)

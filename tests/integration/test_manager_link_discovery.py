@@ -47,9 +47,9 @@ async def test_daemon_follows_the_manager_list_and_keeps_it_when_the_manager_is_
                 api = Api(mgr.url, session)
                 await api.sign_in()
                 # The daemon starts before any scheduler: it serves (from the origin) with an empty list.
-                peer = await asyncio.to_thread(daemon_for, tmp_path, origin, mgr.url, "peer-m")
+                peer = await asyncio.to_thread(daemon_for, tmp_path, origin, mgr.grpc, "peer-m")
                 procs.append(peer)
-                sched = await asyncio.to_thread(scheduler_for, tmp_path, mgr.url, name="sched-1")
+                sched = await asyncio.to_thread(scheduler_for, tmp_path, mgr.grpc, name="sched-1")
                 procs.append(sched)
                 await registered_scheduler(api, "sched-1")
                 # The next refresh hands it over, and it passes its health check.
@@ -89,14 +89,14 @@ async def test_daemon_follows_a_scheduler_replaced_in_the_manager(tmp_path: Path
             async with aiohttp.ClientSession() as session:
                 api = Api(mgr.url, session)
                 await api.sign_in()
-                old = await asyncio.to_thread(scheduler_for, tmp_path, mgr.url, name="sched-old")
+                old = await asyncio.to_thread(scheduler_for, tmp_path, mgr.grpc, name="sched-old")
                 procs.append(old)
                 await registered_scheduler(api, "sched-old")
-                peer = await asyncio.to_thread(daemon_for, tmp_path, origin, mgr.url, "peer-f")
+                peer = await asyncio.to_thread(daemon_for, tmp_path, origin, mgr.grpc, "peer-f")
                 procs.append(peer)
                 await wait_for_log(peer, f"healthy schedulers: ['{old.ready['address']}']")
 
-                new = await asyncio.to_thread(scheduler_for, tmp_path, mgr.url, name="sched-new")
+                new = await asyncio.to_thread(scheduler_for, tmp_path, mgr.grpc, name="sched-new")
                 procs.append(new)
                 await registered_scheduler(api, "sched-new")
                 await wait_for_log(peer, f"scheduler list: ['{old.ready['address']}', '{new.ready['address']}']")

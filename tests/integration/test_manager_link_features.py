@@ -12,6 +12,7 @@ import aiohttp
 import grpc
 from grpc import aio
 
+from p2p.clients.manager import ManagerClient
 from p2p.proto import convert
 from p2p.proto import scheduler_pb2_grpc as pb_grpc
 from p2p.proto.values import HostInfo, Registration, TaskSpec
@@ -51,7 +52,7 @@ async def test_scheduler_enforces_its_features_and_keeps_them_without_the_manage
             async with aiohttp.ClientSession() as session:
                 api = Api(mgr.url, session)
                 await api.sign_in()
-                sched = await asyncio.to_thread(scheduler_for, tmp_path, mgr.url, name="sched-a",
+                sched = await asyncio.to_thread(scheduler_for, tmp_path, mgr.grpc, name="sched-a",
                                                 advertise_port=ADVERTISED_PORT)
                 address = f"127.0.0.1:{sched.ready['port']}"
                 record = await registered_scheduler(api, "sched-a")
@@ -86,8 +87,8 @@ async def test_scheduler_enforces_its_features_and_keeps_them_without_the_manage
                 await wait_until(registration_refused, 10, "the scheduler refuses RegisterPeer")
                 assert await direct_register(address) == (
                     grpc.StatusCode.FAILED_PRECONDITION, "scheduler has the schedule feature disabled")
-                status, found, _ = await api.call("GET", "/api/v1/schedulers/discovery")
-                assert status == 200 and found == []  # not handed to daemons
+                async with ManagerClient(mgr.grpc) as mc:
+                    assert await mc.list_schedulers() == []  # not handed to daemons
                 code, details = await direct_preheat(address, "dfs://b/k")
                 assert "no seed peer" in details  # preheat is back
         # The manager is gone: several keepalives fail, and the last features stay in force.

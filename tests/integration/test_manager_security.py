@@ -1,14 +1,16 @@
-"""REST over TLS, the component token, and logs that never show credentials."""
+"""REST and the gRPC component API over TLS, the component token, and logs that never show credentials."""
 
 from __future__ import annotations
 
 import shutil
 import ssl
 import subprocess
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import grpc
 import pytest
 
 from p2p.clients.manager import ManagerClient, ManagerRequestError, ManagerUnavailable
@@ -72,10 +74,24 @@ async def test_rest_over_tls(tmp_path: Path) -> None:
             with pytest.raises(aiohttp.ClientConnectorCertificateError):  # an untrusted cert is refused
                 async with session.get(mgr.url + "/healthy") as resp:
                     await resp.read()
-        async with ManagerClient(mgr.url, ssl_context=trust) as mc:
+        # The gRPC service uses the same certificate; a plain-text client is refused.
+        async with ManagerClient(mgr.grpc, root_certificates=cert.read_bytes()) as mc:
             s = await mc.register_scheduler(host_name="tls-s", ip="127.0.0.1", port=8002)
             assert s.state == "active"
-            await mc.scheduler_features(s.id)
+            assert (await mc.keepalive_scheduler(s.id)).scheduler.state == "active"
+        async with ManagerClient(mgr.grpc, timeout_s=5) as plain:
+            with pytest.raises(ManagerUnavailable):
+                await plain.list_schedulers()
+
+
+def component_calls(client: ManagerClient, scheduler_id: int) -> Iterator[Coroutine[object, object, object]]:
+    """Every call of the component API, one coroutine at a time (each is awaited before the next is made)."""
+    yield client.list_schedulers()
+    yield client.register_scheduler(host_name="s", ip="127.0.0.1", port=8002)
+    yield client.keepalive_scheduler(scheduler_id)
+    yield client.keepalive_seed_peer(1)
+    yield client.report_job(1, scheduler_id=scheduler_id, state="SUCCESS")
+    yield client.register_seed_peer(host_name="sp", ip="127.0.0.1", port=65000)
 
 
 async def test_component_token_and_logs_never_show_credentials(tmp_path: Path) -> None:
@@ -100,17 +116,21 @@ async def test_component_token_and_logs_never_show_credentials(tmp_path: Path) -
             assert (await api.call("GET", "/oapi/v1/jobs", token=pat))[0] == 200
             assert (await api.call("GET", "/oapi/v1/clusters", token=pat))[0] == 403
             assert (await api.call("GET", "/oapi/v1/jobs", token=pat + "x"))[0] == 401
-            # Component endpoints need the component token when one is configured.
+            # Registration is not served over REST any more (the gRPC component API has it).
             body = {"host_name": "s", "ip": "127.0.0.1", "port": 8002}
-            assert (await api.call("POST", "/api/v1/schedulers/register", body, token=""))[0] == 401
-            assert (await api.call("POST", "/api/v1/schedulers/register", body, token="nope"))[0] == 403
-        async with ManagerClient(mgr.url, token=component) as mc:
+            assert (await api.call("POST", "/api/v1/schedulers/register", body, token=component))[0] in (404, 405)
+        # The gRPC component API needs the component token when one is configured.
+        async with ManagerClient(mgr.grpc, token=component) as mc:
             s = await mc.register_scheduler(**body)  # type: ignore[arg-type]
             assert s.state == "active"
-        async with ManagerClient(mgr.url) as anonymous:
-            with pytest.raises(ManagerRequestError) as err:
-                await anonymous.scheduler_features(s.id)
-            assert err.value.status == 401
+            assert (await mc.keepalive_scheduler(s.id)).scheduler.state == "active"
+            assert [r.id for r in await mc.list_schedulers()] == [s.id]
+        for wrong in (None, "nope", component + "x"):
+            async with ManagerClient(mgr.grpc, token=wrong) as other:
+                for call in component_calls(other, s.id):
+                    with pytest.raises(ManagerRequestError) as err:
+                        await call
+                    assert err.value.status == 401 and err.value.code == grpc.StatusCode.UNAUTHENTICATED
     log = mgr.log_text()
     assert "POST /api/v1/users/signin" in log and "/oapi/v1/jobs" in log  # the log did record the calls
     assert "effective config" in log and "127.0.0.1:9" in log
@@ -120,6 +140,8 @@ async def test_component_token_and_logs_never_show_credentials(tmp_path: Path) -
 
 
 async def test_client_reports_unreachable_manager() -> None:
-    async with ManagerClient("http://127.0.0.1:9", timeout_s=2) as mc:
+    async with ManagerClient("127.0.0.1:9", timeout_s=2) as mc:
         with pytest.raises(ManagerUnavailable):
             await mc.list_schedulers()
+        with pytest.raises(ManagerUnavailable):
+            await mc.keepalive_scheduler(1)

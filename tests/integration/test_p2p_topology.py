@@ -154,7 +154,7 @@ async def test_edges_reach_the_manager_snapshot(tmp_path: Path, stack: ExitStack
     scheduler = start_scheduler(
         tmp_path,
         {
-            "manager": {"address": mgr.url, "host_name": "sched-topology", "keepalive_interval_s": 0.3},
+            "manager": {"address": mgr.grpc, "host_name": "sched-topology", "keepalive_interval_s": 0.3},
             "network_topology": {"enable": True},
         },
     )

@@ -92,12 +92,12 @@ async def test_preheat_job_then_first_peer_read_comes_from_the_seed(
         origin = {"kind": "s3", "endpoint": f"http://127.0.0.1:{relay.port}",
                   "access_key": rclone_s3.access_key, "secret_key": rclone_s3.secret_key}
         try:
-            sched = await asyncio.to_thread(scheduler_for, tmp_path, manager.url)
+            sched = await asyncio.to_thread(scheduler_for, tmp_path, manager.grpc)
             procs.append(sched)
             await registered_scheduler(api, "scheduler")
-            seed = await asyncio.to_thread(daemon_for, tmp_path, origin, manager.url, "seed", seed=True)
+            seed = await asyncio.to_thread(daemon_for, tmp_path, origin, manager.grpc, "seed", seed=True)
             procs.append(seed)
-            peer = await asyncio.to_thread(daemon_for, tmp_path, origin, manager.url, "peer")
+            peer = await asyncio.to_thread(daemon_for, tmp_path, origin, manager.grpc, "peer")
             procs.append(peer)
             # Both daemons found the scheduler through the manager alone.
             for daemon in (seed, peer):

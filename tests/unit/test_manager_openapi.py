@@ -36,6 +36,13 @@ def test_openapi_matches_the_router(tmp_path: Path) -> None:
         documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
         assert served == documented
         assert ("post", "/oapi/v1/jobs") in documented and ("get", "/api/v1/clusters/{id}") in documented
+        # Schedulers, seed peers and daemons use the gRPC component API only: no REST route of theirs is left.
+        for component in ("/api/v1/schedulers/register", "/api/v1/schedulers/discovery",
+                          "/api/v1/schedulers/{id}/keepalive", "/api/v1/schedulers/{id}/features",
+                          "/api/v1/seed-peers/register", "/api/v1/seed-peers/{id}/keepalive",
+                          "/api/v1/jobs/{id}/results"):
+            assert component not in doc["paths"], component
+        assert "component" not in doc["components"]["securitySchemes"]
         for path, ops in doc["paths"].items():
             for method, op in ops.items():
                 if "requestBody" in op:

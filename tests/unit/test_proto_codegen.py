@@ -23,7 +23,7 @@ from p2p.proto.values import (
 from p2p.types import ByteRange, HostID, PeerID, PieceInfo, SourceStat, TaskID
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ["scheduler_pb2.py", "scheduler_pb2.pyi", "scheduler_pb2_grpc.py"]
+GENERATED = [f"{proto}_pb2{suffix}" for proto in ("scheduler", "manager") for suffix in (".py", ".pyi", "_grpc.py")]
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
