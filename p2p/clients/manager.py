@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -143,7 +144,9 @@ class KeepAliveReply:
 
 
 class ManagerClient:
-    """`target` is the manager's gRPC address, `host:port`. `root_certificates` (PEM) turns TLS on."""
+    """`target` is the manager's gRPC address, `host:port`. TLS is on when `root_certificates` (PEM of
+    the CAs to trust) is given, when `tls` is set, or when the target says `https://` or `grpcs://`
+    (then gRPC's bundled roots are trusted)."""
 
     def __init__(
         self,
@@ -152,8 +155,11 @@ class ManagerClient:
         token: str | None = None,
         timeout_s: float = 10.0,
         root_certificates: bytes | None = None,
+        tls: bool = False,
     ) -> None:
-        self.target = target.split("://", 1)[-1].rstrip("/")
+        scheme, _, rest = target.rpartition("://")
+        self.target = rest.rstrip("/")
+        self._tls = tls or root_certificates is not None or scheme in ("https", "grpcs")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout_s = timeout_s
         self._root_certificates = root_certificates
@@ -162,6 +168,12 @@ class ManagerClient:
         # One KeepAlive stream per (source, id), and a lock so requests and answers stay paired.
         self._streams: dict[tuple[int, int], aio.StreamStreamCall] = {}
         self._stream_locks: dict[tuple[int, int], asyncio.Lock] = {}
+
+    @classmethod
+    def connect(cls, target: str, *, token: str | None, ca_file: str = "", timeout_s: float = 10.0) -> ManagerClient:
+        """A client as a component's config describes it: `ca_file` (PEM) set means TLS trusting it."""
+        roots = Path(ca_file).read_bytes() if ca_file else None
+        return cls(target, token=token, timeout_s=timeout_s, root_certificates=roots)
 
     async def __aenter__(self) -> ManagerClient:
         return self
@@ -181,7 +193,7 @@ class ManagerClient:
 
     def _manager(self) -> mpb_grpc.ManagerStub:
         if self._stub is None:
-            if self._root_certificates is not None:
+            if self._tls:
                 creds = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
                 self._channel = aio.secure_channel(self.target, creds)
             else:

@@ -10,10 +10,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -22,6 +22,17 @@ class Section(BaseModel):
     """Base for config sections: frozen, unknown keys rejected."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _readable_file(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
+# A path that is empty (not set) or names an existing file; checked when the config loads, so a typo
+# fails at start with the key's name, not at the first connection.
+OptionalFile = Annotated[str, AfterValidator(_readable_file)]
 
 
 class ConfigError(Exception):

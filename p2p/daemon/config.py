@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from p2p.common.config import Section
+from p2p.common.config import OptionalFile, Section
 
 
 class HostSection(Section):
@@ -48,6 +48,9 @@ class SchedulerSection(Section):
     addresses: list[str] = Field(default_factory=list)  # host:port of schedulers; empty = back-to-source only
     manager: str = ""  # the manager's gRPC address (host:port) to discover schedulers from
     manager_token: SecretStr | None = None  # the manager's auth.component_token, when it has one
+    manager_ca_file: OptionalFile = Field(
+        default="", description="PEM of the CAs to trust for the manager's TLS; set (or an https:// address): TLS"
+    )
     manager_refresh_interval_s: float = Field(default=30, gt=0, description="scheduler list refresh")
     manager_keepalive_interval_s: float = Field(default=5, gt=0, description="seed peers: keepalive")
     seed_peer_cluster_id: int = Field(default=1, ge=1, description="seed peers: the cluster to join")

@@ -42,7 +42,10 @@ class ManagerLink:
         if not section.manager:
             return None
         token = section.manager_token.get_secret_value() if section.manager_token else None
-        return cls(config, ManagerClient(section.manager, token=token, timeout_s=FIRST_LOOKUP_TIMEOUT_S))
+        client = ManagerClient.connect(
+            section.manager, token=token, ca_file=section.manager_ca_file, timeout_s=FIRST_LOOKUP_TIMEOUT_S
+        )
+        return cls(config, client)
 
     def _directory_for(self, host: HostInfo) -> SchedulerDirectory:
         if self._directory is None:

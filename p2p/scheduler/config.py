@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
-from p2p.common.config import Section
+from p2p.common.config import OptionalFile, Section
 
 ENV_PREFIX = "DFLY_SCHEDULER"
 
@@ -69,6 +69,9 @@ class ManagerSection(Section):
     address: str = Field(default="", description="the manager's gRPC address, e.g. 127.0.0.1:65003")
     scheduler_cluster_id: int = Field(default=1, ge=1)
     component_token: SecretStr | None = None  # the manager's auth.component_token, when it has one
+    ca_file: OptionalFile = Field(
+        default="", description="PEM of the CAs to trust for the manager's TLS; set (or an https:// address): TLS"
+    )
     host_name: str = Field(default="", description="name registered with the manager; empty: the hostname")
     idc: str = ""
     location: str = ""

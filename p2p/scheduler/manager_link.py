@@ -36,7 +36,7 @@ class ManagerLink:
         self, config: ManagerSection, service: SchedulerService, preheater: Preheater, *, ip: str, port: int
     ) -> None:
         token = config.component_token.get_secret_value() if config.component_token else None
-        self._client = ManagerClient(config.address, token=token)
+        self._client = ManagerClient.connect(config.address, token=token, ca_file=config.ca_file)
         self._service = service
         self._preheater = preheater
         self.host_name = config.host_name or local_hostname()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
@@ -14,7 +15,10 @@ import grpc
 import pytest
 
 from p2p.clients.manager import ManagerClient, ManagerRequestError, ManagerUnavailable
+from tests.cluster import fs_origin, start_daemon
+from tests.integration.manager_link_procs import log_has, wait_for_log, wait_until
 from tests.integration.manager_proc import ROOT_PASSWORD, Api, database_config, manager_process
+from tests.integration.test_p2p_cluster import start_scheduler
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -82,6 +86,38 @@ async def test_rest_over_tls(tmp_path: Path) -> None:
         async with ManagerClient(mgr.grpc, timeout_s=5) as plain:
             with pytest.raises(ManagerUnavailable):
                 await plain.list_schedulers()
+
+
+async def test_components_reach_a_tls_manager_from_their_config(tmp_path: Path) -> None:
+    """A scheduler (`manager.ca_file`) and a daemon (`scheduler.manager_ca_file`) started from config files
+    register and discover over the manager's TLS gRPC port; a daemon without the CA finds nothing."""
+    cert, key = self_signed(tmp_path)
+    with database_config("sqlite", tmp_path) as db, \
+            manager_process(tmp_path, db, server={"work_home": str(tmp_path / "home"),
+                                                  "rest": {"port": 0, "tls": {"cert": str(cert), "key": str(key)}}}
+                            ) as mgr:
+        manager = {"address": mgr.grpc, "ca_file": str(cert), "host_name": "tls-sched", "keepalive_interval_s": 0.3}
+        sched = await asyncio.to_thread(start_scheduler, tmp_path, {"manager": manager}, "tls-sched")
+        daemons = []
+        try:
+            async with ManagerClient(mgr.grpc, root_certificates=cert.read_bytes()) as mc:
+                await wait_until(lambda: _listed(mc, "tls-sched"), what="the scheduler registered over TLS")
+            for name, ca in (("trusting", str(cert)), ("untrusting", "")):
+                link = {"manager": mgr.grpc, "manager_ca_file": ca, "manager_refresh_interval_s": 0.3,
+                        "health_interval_s": 0.3}
+                extra = {"daemon": {"host": {"hostname": name}, "scheduler": link}}
+                daemons.append(await asyncio.to_thread(start_daemon, tmp_path, fs_origin(tmp_path), name=name,
+                                                       extra=extra))
+            trusting, untrusting = daemons
+            await wait_for_log(trusting, f"healthy schedulers: ['{sched.ready['address']}']")
+            assert not log_has(untrusting, "healthy schedulers: ['")  # plain text to a TLS port finds nothing
+        finally:
+            for child in (*daemons, sched):
+                child.stop()
+
+
+async def _listed(client: ManagerClient, host_name: str) -> bool:
+    return any(r.host_name == host_name for r in await client.list_schedulers())
 
 
 def component_calls(client: ManagerClient, scheduler_id: int) -> Iterator[Coroutine[object, object, object]]:
