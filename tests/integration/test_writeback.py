@@ -1,9 +1,11 @@
-"""AsyncWriteBack: an acknowledged write survives an origin outage and a SIGKILL of the process."""
+"""AsyncWriteBack: an acknowledged write survives an origin outage and a SIGKILL of the process (the
+object service in a child process, and the real `dfly daemon` over the dfstore HTTP API)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import random
 import shutil
@@ -15,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from dfstore.core.fs import FilesystemBackend
@@ -22,6 +25,7 @@ from dfstore.core.s3 import S3Backend
 from dfstore.core.writeback import WriteBackQueue
 from dfstore.errors import NoSuchKey
 from dfstore.models import ObjectMeta, PutOptions
+from tests.cluster import start_daemon
 from tests.fixtures.rclone import RcloneS3
 
 B = "bkt"
@@ -108,6 +112,45 @@ async def test_acknowledged_write_survives_origin_down_and_sigkill(tmp_path: Pat
         assert list((home / "journal").iterdir()) == []
         await backend.close()
     finally:
+        origin.stop()
+
+
+@pytest.mark.slow
+async def test_daemon_acks_with_origin_down_is_sigkilled_and_its_restart_delivers(tmp_path: Path) -> None:
+    """The same promise end to end, through the real `dfly daemon` process and the dfstore HTTP API: an
+    AsyncWriteBack PUT (form `mode=0`) answered 200 while the S3 origin is down, the daemon SIGKILLed,
+    origin and daemon (same home) started again: the object reaches the origin, byte-exact."""
+    origin = RcloneS3(tmp_path / "s3root")  # not started: the origin is down
+    (origin.root / B).mkdir(parents=True)
+    cfg = {"kind": "s3", "endpoint": origin.endpoint, "access_key": origin.access_key,
+           "secret_key": origin.secret_key}
+    extra = {"dfstore": {"writeback": {"retry_initial_s": 0.05, "retry_max_s": 0.2}}}
+    data = random.Random(7).randbytes(5 * 1024 * 1024 + 3)
+    target = origin.root / B / "dir" / "killed.bin"
+
+    daemon = await asyncio.to_thread(start_daemon, tmp_path, cfg, name="wb-node", extra=extra)
+    try:
+        form = aiohttp.FormData()
+        form.add_field("mode", "0")
+        form.add_field("file", io.BytesIO(data), filename="killed.bin", content_type="application/octet-stream")
+        path = f"/buckets/{B}/objects/dir/killed.bin"
+        async with aiohttp.ClientSession() as session, session.put(daemon.ready["dfstore"] + path, data=form) as resp:
+            assert resp.status == 200, await resp.text()
+        await asyncio.sleep(0.5)  # a few failed attempts against the dead origin
+        daemon.kill()  # SIGKILL: no shutdown path runs
+        assert daemon.proc.returncode == -signal.SIGKILL
+        assert not target.exists()
+
+        origin.start()
+        daemon = await asyncio.to_thread(start_daemon, tmp_path, cfg, name="wb-node", extra=extra)
+        deadline = time.monotonic() + 30
+        while not (target.exists() and target.stat().st_size == len(data)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert target.read_bytes() == data
+        async with aiohttp.ClientSession() as session, session.get(daemon.ready["dfstore"] + path) as resp:
+            assert resp.status == 200 and await resp.read() == data
+    finally:
+        daemon.stop()
         origin.stop()
 
 
