@@ -4,11 +4,18 @@ addresses read from their ready files; torn down with SIGTERM, then SIGKILL."""
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from dfly.procs import Child, spawn
@@ -78,3 +85,29 @@ def fs_origin(workdir: Path) -> dict[str, Any]:
     path = workdir / "origin"
     path.mkdir(parents=True, exist_ok=True)
     return {"kind": "fs", "path": str(path)}
+
+
+@contextmanager
+def dfly_up(home: Path, origin: str, env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Run `dfly up` (the user's one command) and yield its cluster.json; SIGTERM at the end."""
+    log = home.parent / f"{home.name}-up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dfly", "up", "--home", str(home), "--origin", origin],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    try:
+        cluster = home / "cluster.json"
+        deadline = time.monotonic() + 60
+        while not cluster.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dfly up did not come up:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield json.loads(cluster.read_text())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

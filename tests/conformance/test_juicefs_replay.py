@@ -8,22 +8,17 @@ except for the two out-of-range reads whose answer upstream leaves to the origin
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
 import string
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from tests.cluster import dfly_up
 from tests.conformance.goclient import JuiceFSDragonfly, NotExistError, RequestFailedError, WithPrefix
 from tests.fixtures.rclone import RcloneS3
 
@@ -35,46 +30,20 @@ def origin_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@contextmanager
-def dfly_up(home: Path, origin: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `dfly up` (the user's one command) and yield the dfstore URL from its cluster.json."""
-    log = home.parent / f"{home.name}-up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dfly", "up", "--home", str(home), "--origin", origin],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-        )  # fmt: skip
-    try:
-        cluster = home / "cluster.json"
-        deadline = time.monotonic() + 30
-        while not cluster.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dfly up did not come up:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
-        yield str(json.loads(cluster.read_text())["dfstore"])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def endpoint(origin_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`dfly up` with a directory origin, or with `rclone serve s3` as its S3 origin."""
     workdir = tmp_path_factory.mktemp(f"juicefs-{origin_kind}")
     if origin_kind == "fs":
-        with dfly_up(workdir / "home", str(workdir / "origin")) as url:
-            yield url
+        with dfly_up(workdir / "home", str(workdir / "origin")) as cluster:
+            yield str(cluster["dfstore"])
         return
     s3 = RcloneS3(workdir / "s3root")
     s3.start()
     try:
         creds = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
-        with dfly_up(workdir / "home", s3.endpoint, creds) as url:
-            yield url
+        with dfly_up(workdir / "home", s3.endpoint, creds) as cluster:
+            yield str(cluster["dfstore"])
     finally:
         s3.stop()
 

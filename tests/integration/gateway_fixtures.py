@@ -1,5 +1,6 @@
-"""A real S3 gateway for client tests: a `dfly daemon` process (directory origin, piece cache, task
-manager, object service) whose gateway listens on 127.0.0.1:<free>, as `dfly up` runs it."""
+"""A real S3 gateway for client tests: `dfly up` itself (`up_gateway`: manager, scheduler, seed peer and
+peer, directory origin, the keys it generated), or one `dfly daemon` process (`running_gateway`: directory
+or S3 origin, piece cache, task manager, object service) whose gateway listens on 127.0.0.1:<free>."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import S3_ACCESS_KEY, S3_SECRET_KEY, fs_origin, running_daemon
+from tests.cluster import S3_ACCESS_KEY, S3_SECRET_KEY, dfly_up, fs_origin, running_daemon
 
 REGION = "us-east-1"
 
@@ -38,3 +39,13 @@ def running_gateway(workdir: Path, *, domain: str = "", origin: dict[str, Any] |
         assert endpoint, f"the daemon serves no S3 gateway:\n{child.log_tail()}"
         yield Gateway(endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, REGION, Path(origin.get("path", "")),
                       str(child.ready["dfstore"]))
+
+
+@contextmanager
+def up_gateway(workdir: Path) -> Iterator[Gateway]:
+    """`dfly up --origin DIR` as a user runs it; the S3 endpoint and keys come from its cluster.json."""
+    origin = workdir / "origin"
+    with dfly_up(workdir / "home", str(origin)) as cluster:
+        s3 = cluster["s3"]
+        yield Gateway(s3["endpoint"], s3["access_key"], s3["secret_key"], s3["region"], origin,
+                      str(cluster["dfstore"]))

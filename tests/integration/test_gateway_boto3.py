@@ -25,14 +25,15 @@ from botocore.httpchecksum import (
     Sha256Checksum,
 )
 
-from tests.integration.gateway_fixtures import Gateway, running_gateway
+from tests.integration.gateway_fixtures import Gateway, up_gateway
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with running_gateway(tmp_path_factory.mktemp("gw")) as gateway:
+    """`dfly up`: the clients run against what a user starts, with the keys it generated."""
+    with up_gateway(tmp_path_factory.mktemp("gw")) as gateway:
         yield gateway
 
 

@@ -25,7 +25,7 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
 
-from tests.integration.gateway_fixtures import Gateway, running_gateway
+from tests.integration.gateway_fixtures import Gateway, up_gateway
 
 MiB = 1024 * 1024
 BIN = Path(sys.executable).parent
@@ -33,7 +33,8 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with running_gateway(tmp_path_factory.mktemp("gw")) as gateway:
+    """`dfly up`: the clients run against what a user starts, with the keys it generated."""
+    with up_gateway(tmp_path_factory.mktemp("gw")) as gateway:
         yield gateway
 
 
