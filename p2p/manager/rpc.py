@@ -141,8 +141,10 @@ class ManagerServicer(mpb_grpc.ManagerServicer):
     async def KeepAlive(
         self, request_iterator: AsyncIterator[mpb.KeepAliveRequest], context: aio.ServicerContext
     ) -> AsyncIterator[mpb.KeepAliveResponse]:
-        await self._authorize(context)
         async for request in request_iterator:
+            # Checked per message, after reading it: refused before its first message, the stream ends
+            # while the client is still writing, and the client sees INTERNAL instead of UNAUTHENTICATED.
+            await self._authorize(context)
             if request.source_type == mpb.SCHEDULER_SOURCE:
                 body = await self._bind(context, _snapshot_body, m=request)
                 row = await self._call(context, self.svc.clusters.keepalive_scheduler, request.id, body)
