@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import contextlib
 import os
+import socket
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,9 @@ READ_BUFFER_BYTES = 2 * 1024 * 1024
 # asyncio's selector transport takes at most 256 KiB per recv(); for a bulk body, 1 MiB reads cut the
 # client's CPU per byte by about a third (benchmarks/sdk_download.py), which on a busy host is speed.
 TRANSPORT_READ_BYTES = 1024 * 1024
+# A body at least this long is read straight from the connection's socket (`_SocketBody`); a shorter one
+# stays with aiohttp and keeps its keep-alive connection.
+DIRECT_READ_BYTES = 8 * 1024 * 1024
 
 
 class AsyncClient:
@@ -287,6 +291,7 @@ class AsyncObjectReader:
         self._client = client
         self._request = request
         self._raw: aiohttp.ClientResponse | None = None
+        self._direct: _SocketBody | None = None
         self.content_length: int | None = None
         self.content_type = ""
 
@@ -296,6 +301,8 @@ class AsyncObjectReader:
         length = response.headers.get("content-length")
         self.content_length = int(length) if length and length.isdigit() else None
         self.content_type = response.headers.get("content-type", "")
+        if self._raw is not None:
+            self._direct = _SocketBody.take(self._raw, self.content_length, self._client.timeout.read_s)
         return self
 
     async def __aexit__(
@@ -307,19 +314,28 @@ class AsyncObjectReader:
         """Up to `size` bytes (all the rest when negative); b"" at the end."""
         raw = self._open()
         with translate_errors(self._request):
-            return await raw.content.read(size)
+            if self._direct is None:
+                return await raw.content.read(size)
+            if size >= 0:
+                return await self._direct.read(size)
+            return b"".join([chunk async for chunk in self._direct.chunks(CHUNK_SIZE)])
 
     async def aiter_chunks(self, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         raw = self._open()
         with translate_errors(self._request):
-            async for chunk in raw.content.iter_chunked(chunk_size):
+            chunks = raw.content.iter_chunked(chunk_size) if self._direct is None else self._direct.chunks(chunk_size)
+            async for chunk in chunks:
                 yield chunk
 
     async def aclose(self) -> None:
         raw, self._raw = self._raw, None
+        direct, self._direct = self._direct, None
         if raw is None:
             return
-        if raw.content.at_eof():
+        if direct is not None:
+            direct.close()
+            raw.close()  # aiohttp never saw this body end: the connection cannot be reused
+        elif raw.content.at_eof():
             raw.release()
         else:
             raw.close()  # unread bytes are on the wire: drop the connection rather than reuse it
@@ -328,6 +344,74 @@ class AsyncObjectReader:
         if self._raw is None:
             raise RuntimeError("use the reader inside `async with client.get_object(...) as body:`")
         return self._raw
+
+
+class _SocketBody:
+    """The rest of a long body, read with `loop.sock_recv` from a duplicate of the connection's socket.
+
+    aiohttp's C response parser copies every body chunk out of the bytes it received: about 0.2 CPU
+    s/GiB on top of the `recv` itself, which made the asyncio client cost half again as much CPU per
+    byte as curl or the sync client (benchmarks/sdk_download.py, benchmarks/README.md). Once the
+    headers are parsed, a plain-TCP, identity-encoded body with a Content-Length of at least
+    DIRECT_READ_BYTES is taken over: what aiohttp already buffered is served first, its transport is
+    paused, and the rest comes from the socket. aiohttp never sees that body end, so the reader closes
+    the connection afterwards instead of returning it to the pool.
+    """
+
+    def __init__(self, buffered: bytes, sock: socket.socket, remaining: int, read_s: float) -> None:
+        self._buffered = buffered
+        self._offset = 0
+        self._sock = sock
+        self._remaining = remaining  # bytes still on the wire
+        self._read_s = read_s
+
+    @classmethod
+    def take(cls, raw: aiohttp.ClientResponse, length: int | None, read_s: float) -> _SocketBody | None:
+        """Take over `raw`'s body when it qualifies, else None (aiohttp keeps it)."""
+        if length is None or length < DIRECT_READ_BYTES:
+            return None
+        if raw.headers.get("Content-Encoding", "identity").lower() != "identity" or "Transfer-Encoding" in raw.headers:
+            return None
+        transport = raw.connection.transport if raw.connection is not None else None
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return None
+        tsock = transport.get_extra_info("socket")
+        if tsock is None:
+            return None
+        try:
+            sock = socket.socket(fileno=os.dup(tsock.fileno()))
+        except OSError:
+            return None
+        try:
+            buffered = raw.content.read_nowait()  # may resume the transport: pause it right after
+        except (RuntimeError, aiohttp.ClientError):  # a read in progress, or an error already stored
+            sock.close()
+            return None
+        transport.pause_reading()
+        sock.setblocking(False)
+        return cls(buffered, sock, length - len(buffered), read_s)
+
+    async def read(self, size: int) -> bytes:
+        """Up to `size` bytes; b"" at the end. A connection that ends early is an error."""
+        if self._offset < len(self._buffered):
+            chunk = self._buffered[self._offset : self._offset + size]
+            self._offset += len(chunk)
+            return chunk
+        if self._remaining <= 0 or size <= 0:
+            return b""
+        async with asyncio.timeout(self._read_s):
+            chunk = await asyncio.get_running_loop().sock_recv(self._sock, min(size, self._remaining))
+        if not chunk:
+            raise ConnectionResetError(f"the connection closed {self._remaining} bytes before the body's end")
+        self._remaining -= len(chunk)
+        return chunk
+
+    async def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        while chunk := await self.read(chunk_size):
+            yield chunk
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 def _widen_reads(raw: aiohttp.ClientResponse) -> None:

@@ -13,6 +13,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -183,6 +184,72 @@ def test_partial_read_then_close_keeps_the_client_usable(api: API, bucket: str) 
     api.call("put_object", bucket, "big", payload, mode=1)
     assert api.read_first(bucket, "big", 1000) == payload[:1000]
     assert api.read(bucket, "big")[0] == payload  # the dropped connection was not reused mid-body
+
+
+def test_long_bodies_read_in_pieces_ranges_and_whole(api: API, bucket: str) -> None:
+    """Bodies past the async client's direct-read size (sdk._async_client.DIRECT_READ_BYTES) in every
+    read shape; each read leaves the client usable for the next."""
+    payload = data(20 * 1024 * 1024 + 5, seed=11)
+    api.call("put_object", bucket, "long", payload, mode=1)
+    for _ in range(2):
+        assert api.read(bucket, "long") == (payload, len(payload))
+        assert api.read_first(bucket, "long", 3) == payload[:3]
+    offset, length = 1024 * 1024 + 1, 9 * 1024 * 1024
+    assert api.read(bucket, "long", offset=offset, length=length) == (payload[offset : offset + length], length)
+    assert api.call("get_object_metadata", bucket, "long").content_length == len(payload)
+
+
+def test_async_reads_a_long_body_from_the_socket_in_any_mix_of_calls(endpoint: str) -> None:
+    async def go() -> None:
+        async with sdk.AsyncClient(endpoint) as client:
+            name = f"sdk-{uuid.uuid4().hex[:12]}"
+            await client.create_bucket(name)
+            payload = data(12 * 1024 * 1024 + 9, seed=12)
+            await client.put_object(name, "k", payload, mode=1)
+            async with client.get_object(name, "k") as body:
+                assert body._direct is not None  # taken over from aiohttp's parser (the point of the test)
+                head = await body.aread(10)
+                middle = [chunk async for chunk in body.aiter_chunks(3 * 1024 * 1024)][:2]
+                assert all(len(c) <= 3 * 1024 * 1024 for c in middle)
+            async with client.get_object(name, "k") as body:
+                start = await body.aread(1)
+                rest = await body.aread()
+                assert start + rest == payload and await body.aread() == b""
+            assert head == payload[:10] and b"".join(middle) == payload[10 : 10 + len(b"".join(middle))]
+            async with client.get_object(name, "k", length=1024) as body:
+                assert body._direct is None and await body.aread() == payload[:1024]  # short: aiohttp's
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("cls", [SyncAPI, AsyncAPI])
+def test_a_body_cut_short_is_a_transport_error(cls: type[API]) -> None:
+    """A server that promises 16 MiB and hangs up after 9: both clients raise, neither returns less."""
+    promised, sent = 16 * 1024 * 1024, 9 * 1024 * 1024
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {promised}\r\n\r\n".encode())
+            conn.sendall(bytes(sent))
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=serve, args=(listener,), daemon=True)
+        server.start()
+        impl = cls(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=sdk.Timeout(2.0, 5.0),
+                   retry=sdk.RetryPolicy(max_retries=0))
+        try:
+            with pytest.raises(sdk.TransportError) as info:
+                impl.read("bkt", "k")
+            assert not isinstance(info.value, sdk.TimeoutError)
+        finally:
+            impl.close()
+            server.join(10)
 
 
 def test_put_from_file_object_iterator_and_path(api: API, bucket: str, tmp_path: Path) -> None:
