@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,7 @@ from p2p.clients.interceptor import ExceptionToStatusInterceptor
 from p2p.clients.scheduler import SchedulerClient
 from p2p.common.digest import piece_size_for
 from p2p.common.ids import host_id, local_hostname, peer_id
+from p2p.common.ids import task_id as make_task_id
 from p2p.daemon.announcer import Announcer, StoredTasks
 from p2p.daemon.conductor import Conductor
 from p2p.daemon.config import DaemonConfig
@@ -63,6 +65,10 @@ class _DaemonServicer(pb_grpc.DaemonServicer):
         # Starting the download is enough: it belongs to the TaskManager, and the conductor registers
         # this seed with the scheduler, which sends it to the origin.
         _task_id, spec = convert.trigger_from_pb(request)
+        if spec.byte_range is not None and self._tasks.store.get(make_task_id(spec.url, spec.stat.version)) is not None:
+            # This seed holds the object whole: the peers' ranged task is cut from it, not read again.
+            self._node.cut_and_offer(_task_id, spec)
+            return pb.TriggerTaskResponse()
         # Same url, version and range as the peers' task, so the seed's task has the same id.
         reader = await self._tasks.open(spec.url, stat=spec.stat, byte_range=spec.byte_range)
         async with reader:
@@ -163,9 +169,31 @@ class P2PNode:
             log.debug("task_id=%s not offered: %d offers in flight", task_id, len(self._offers))
             return
         spec = TaskSpec(url=url, stat=stat, piece_size=piece_size_for(stat.size))
-        job = asyncio.get_running_loop().create_task(self._offer(task_id, spec), name=f"offer-{task_id[:12]}")
-        self._offers.add(job)
-        job.add_done_callback(self._offers.discard)
+        self._background(self._offer(task_id, spec), f"offer-{task_id[:12]}")
+
+    def cut_and_offer(self, task_id: TaskID, spec: TaskSpec) -> None:
+        """In the background: cut the ranged task `task_id` from the whole-object task this daemon
+        holds (TaskManager.cut_range: the range's pieces are awaited if that task is still downloading)
+        and announce it complete, so the scheduler hands this daemon out as its parent. A failure is
+        logged; the waiting peers then fall back as for any seed that did not come."""
+        self._background(self._cut_and_offer(task_id, spec), f"cut-{task_id[:12]}")
+
+    async def _cut_and_offer(self, task_id: TaskID, spec: TaskSpec) -> None:
+        assert spec.byte_range is not None and self._tasks is not None
+        try:
+            task = await self._tasks.cut_range(spec.url, spec.stat, spec.byte_range)
+            if task is None:
+                log.info("task_id=%s not cut: the whole-object task is gone", task_id)
+                return
+            async with asyncio.timeout(OFFER_TIMEOUT_S):
+                await self.announce_complete(task_id, spec, task)
+        except Exception as exc:
+            log.warning("task_id=%s cutting the range from the whole task failed: %r", task_id, exc)
+
+    def _background(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(job, name=name)
+        self._offers.add(task)
+        task.add_done_callback(self._offers.discard)
 
     async def _offer(self, task_id: TaskID, spec: TaskSpec) -> None:
         try:

@@ -181,9 +181,11 @@ class PieceStore:
         content_type: str,
         path: Path,
         source: SourceStat | None = None,
+        byte_range: ByteRange | None = None,
     ) -> TaskStore:
         """Seed a completed task from a file we already hold: hard-link it (or copy it in the kernel)
-        into the store, digest its pieces (the one read through Python), mark it done.
+        into the store, digest its pieces (the one read through Python), mark it done. `byte_range`:
+        the file holds that span of the object (a ranged task), not the whole object.
 
         The caller must not modify `path` in place afterwards (replace it instead): with a hard link
         the store shares its inode. If the task is being downloaded meanwhile, its missing pieces are
@@ -202,7 +204,7 @@ class PieceStore:
             content_length=content_length,
             piece_size=piece_size,
             content_type=content_type,
-            byte_range=None,
+            byte_range=byte_range,
             clock=self._clock,
             last_access=self._clock(),
             source=source,

@@ -45,7 +45,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -401,6 +403,42 @@ class TaskManager:
         self._remember(url, task)
         return tid
 
+    async def cut_range(self, url: str, stat: SourceStat, byte_range: ByteRange) -> TaskStore | None:
+        """The ranged task of `byte_range`, cut from this daemon's whole-object task of `stat.version`
+        (complete, or still downloading: the range's pieces are awaited and verified) without an origin
+        read; None when this daemon has no such whole-object task.
+
+        A seed peer that holds an object whole is asked for ranged tasks of it (an S3 client's ranged
+        GETs on other peers, after a preheat or a whole read): it can only be their parent once it holds
+        those very tasks, cut at their own piece boundaries.
+        """
+        ranged_id = make_task_id(url, stat.version, byte_range)
+        held = self.store.get(ranged_id)
+        if held is not None and held.done:
+            return held
+        if self.store.get(make_task_id(url, stat.version)) is None:
+            return None
+        staging = self.store.root / f".cut-{uuid.uuid4().hex}"
+        try:
+            reader = await self.open(url, stat=stat, byte_range=byte_range)  # the whole task serves it
+            async with reader:
+                if reader.task.byte_range is not None:
+                    return None  # the whole task went away meanwhile: a ranged task of its own was made
+                regions = [region async for region in reader.regions()]
+                await asyncio.to_thread(_write_regions, regions, staging)
+            return await self.store.adopt(
+                ranged_id,
+                url=url,
+                content_length=byte_range.length,
+                piece_size=piece_size_for(byte_range.length),
+                content_type=stat.content_type,
+                path=staging,
+                source=stat,
+                byte_range=byte_range,
+            )
+        finally:
+            await asyncio.to_thread(staging.unlink, True)
+
     def downloading(self, task_id: TaskID) -> bool:
         """Whether a download of this task id is running now."""
         entry = self._jobs.get(task_id)
@@ -461,3 +499,16 @@ class TaskManager:
         for job in jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await job
+
+
+def _write_regions(regions: list[FileRegion], dest: Path) -> None:
+    """Concatenate verified regions of cached files into `dest`, copied in the kernel."""
+    with open(dest, "wb") as out:
+        for region in regions:
+            with open(region.path, "rb") as src:
+                offset, left = region.offset, region.length
+                while left > 0:
+                    n = os.copy_file_range(src.fileno(), out.fileno(), left, offset)
+                    if n == 0:
+                        raise OSError(f"{region.path} ended {left} bytes early")
+                    offset, left = offset + n, left - n

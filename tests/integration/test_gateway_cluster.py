@@ -65,3 +65,29 @@ async def test_write_through_one_gateway_read_through_another(cluster: Cluster) 
         assert [o["Key"] for o in b.list_objects_v2(Bucket=bucket)["Contents"]] == ["copy.bin"]
 
     await asyncio.to_thread(consistency)
+
+
+async def test_ranged_s3_download_after_a_whole_read_comes_from_peers(cluster: Cluster, tmp_path: Any) -> None:  # noqa: F811
+    """An object read whole through one peer (so the seed holds it whole too, as after a preheat), then
+    downloaded by boto3 through another peer's gateway in 8 MiB ranged GETs: every range is a task of its
+    own, which the seed cuts from its whole copy; the origin sends no object bytes again."""
+    await asyncio.to_thread(cluster.scheduler)
+    await asyncio.to_thread(cluster.daemon, "seed", seed=True)
+    first, second = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(2)]
+    await asyncio.sleep(1.0)  # health checks and host announcements
+    bucket = f"r-{uuid.uuid4().hex[:10]}"
+    size = 24 * MiB + 5
+    data = random.Random(4).randbytes(size)
+    (cluster.rclone.root / bucket).mkdir(parents=True)
+    (cluster.rclone.root / bucket / "model.bin").write_bytes(data)
+
+    a, b = _s3(first.ready["s3"]), _s3(second.ready["s3"])
+    whole = await asyncio.to_thread(lambda: a.get_object(Bucket=bucket, Key="model.bin")["Body"].read())
+    assert whole == data
+    before = cluster.proxy.bytes_from_target
+    target = tmp_path / "model.bin"
+    await asyncio.to_thread(b.download_file, bucket, "model.bin", str(target))  # ranged GETs of 8 MiB
+    origin_bytes = cluster.proxy.bytes_from_target - before
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert origin_bytes < MiB, f"origin sent {origin_bytes / MiB:.1f} MiB for ranges of an object held whole"
+    print(f"ranged download of {size // MiB} MiB after a whole read: origin sent {origin_bytes / 1024:.1f} KiB")

@@ -332,6 +332,57 @@ async def test_ranged_read_follows_a_whole_task_in_progress(env: Env) -> None:
     assert env.origin.bytes_sent == len(data)
 
 
+async def test_a_ranged_task_is_cut_from_the_whole_task_without_the_origin(env: Env, tmp_path: Path) -> None:
+    """A seed holding an object whole makes the peers' ranged task from it: the range's bytes, its own
+    piece boundaries and digests, recorded as that range, kept over a restart; the origin sends nothing."""
+    data = blob(3 * PS + 7, seed=21)
+    url = env.origin.put("cut", data)
+    stat = await env.sources.stat(url)
+    span = ByteRange(PS // 2, 2 * PS + 5)
+    assert await env.tasks.cut_range(url, stat, span) is None  # no whole-object task here yet
+    assert await read_all(await env.tasks.open(url)) == data
+    sent = env.origin.bytes_sent
+
+    cut = await env.tasks.cut_range(url, stat, span)
+    assert cut is not None and cut.done and cut.task_id == task_id(url, stat.version, span)
+    assert cut.byte_range == span and cut.content_length == span.length
+    assert env.origin.bytes_sent == sent
+    got = bytearray()
+    for piece in cut.pieces():
+        region = await cut.verified_region(piece.number)  # checks the piece against its digest
+        with open(region.path, "rb") as f:
+            got += os.pread(f.fileno(), region.length, region.offset)
+    assert bytes(got) == data[span.start : span.start + span.length]
+    assert await env.tasks.cut_range(url, stat, span) is cut  # already here: the same task
+
+    await env.store.close()
+    again = PieceStore(env.store.root, gc_interval_s=0)
+    await again.start()
+    try:
+        reloaded = again.get(cut.task_id)
+        assert reloaded is not None and reloaded.done and reloaded.byte_range == span
+    finally:
+        await again.close()
+
+
+async def test_cutting_a_range_waits_for_a_whole_task_in_progress(env: Env) -> None:
+    data = blob(3 * PS + 7, seed=22)
+    url = env.origin.put("cut-later", data)
+    stat = await env.sources.stat(url)
+    env.origin.hold_from = 2 * PS
+    whole = await env.tasks.open(url)
+    await asyncio.sleep(0)
+    span = ByteRange(PS, 2 * PS)  # its second half is held at the origin
+    cutting = asyncio.ensure_future(env.tasks.cut_range(url, stat, span))
+    await asyncio.sleep(0.3)
+    assert not cutting.done()
+    env.origin.release.set()
+    cut = await asyncio.wait_for(cutting, 10)
+    assert cut is not None and cut.done and cut.content_length == span.length
+    assert await read_all(whole) == data
+    assert env.origin.bytes_sent == len(data)  # the whole object once, nothing for the range
+
+
 async def test_origin_failure_fails_readers_and_next_open_retries(env: Env) -> None:
     data = blob(PS + 1)
     url = env.origin.put("flaky", data)
