@@ -43,6 +43,8 @@ class ManagerRequestError(P2PError):
         self.code = code
 
 
+SNAPSHOT_LIMIT = 1000  # the manager keeps at most this many tasks, peers and edges per keepalive
+
 _REQUEST_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
     grpc.StatusCode.UNAUTHENTICATED: 401,
@@ -271,9 +273,9 @@ class ManagerClient:
         request = mpb.KeepAliveRequest(source_type=mpb.SCHEDULER_SOURCE, id=scheduler_id)
         if tasks is not None or peers is not None or topology is not None:
             request.snapshot.SetInParent()
-            request.snapshot.tasks.extend(mpb.TaskSummary(**t) for t in (tasks or [])[:1000])
-            request.snapshot.peers.extend(mpb.PeerSummary(**p) for p in (peers or [])[:1000])
-            request.snapshot.topology.extend(mpb.EdgeSummary(**e) for e in (topology or [])[:1000])
+            request.snapshot.tasks.extend(mpb.TaskSummary(**t) for t in (tasks or [])[:SNAPSHOT_LIMIT])
+            request.snapshot.peers.extend(mpb.PeerSummary(**p) for p in (peers or [])[:SNAPSHOT_LIMIT])
+            request.snapshot.topology.extend(mpb.EdgeSummary(**e) for e in (topology or [])[:SNAPSHOT_LIMIT])
         answer = await self._keepalive((mpb.SCHEDULER_SOURCE, scheduler_id), request)
         jobs = tuple(
             PreheatRun(

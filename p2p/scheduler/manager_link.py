@@ -19,7 +19,7 @@ import asyncio
 import logging
 from typing import Any
 
-from p2p.clients.manager import ManagerClient, PreheatRun, SchedulerAgent
+from p2p.clients.manager import SNAPSHOT_LIMIT, ManagerClient, PreheatRun, SchedulerAgent
 from p2p.common.ids import local_hostname
 from p2p.proto.values import PreheatSpec
 from p2p.scheduler.config import ManagerSection
@@ -27,8 +27,6 @@ from p2p.scheduler.preheat import Preheater
 from p2p.scheduler.service import SchedulerService
 
 log = logging.getLogger(__name__)
-
-SNAPSHOT_LIMIT = 1000  # the manager keeps at most this many tasks and peers per keepalive
 
 
 class ManagerLink:
