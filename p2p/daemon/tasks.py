@@ -391,17 +391,25 @@ class TaskManager:
     async def import_file(self, url: str, stat: SourceStat, path: Path) -> TaskID:
         """Seed the cache with a file we already hold (a dfstore PUT); see PieceStore.adopt."""
         tid = make_task_id(url, stat.version)
-        task = await self.store.adopt(
+        task = await self._adopt(tid, url, stat, path)
+        self._remember(url, task)
+        return tid
+
+    async def _adopt(
+        self, tid: TaskID, url: str, stat: SourceStat, path: Path, byte_range: ByteRange | None = None
+    ) -> TaskStore:
+        """A completed task from a file holding the object (or `byte_range` of it); PieceStore.adopt."""
+        length = stat.size if byte_range is None else byte_range.length
+        return await self.store.adopt(
             tid,
             url=url,
-            content_length=stat.size,
-            piece_size=piece_size_for(stat.size),
+            content_length=length,
+            piece_size=piece_size_for(length),
             content_type=stat.content_type,
             path=path,
             source=stat,
+            byte_range=byte_range,
         )
-        self._remember(url, task)
-        return tid
 
     async def cut_range(self, url: str, stat: SourceStat, byte_range: ByteRange) -> TaskStore | None:
         """The ranged task of `byte_range`, cut from this daemon's whole-object task of `stat.version`
@@ -426,16 +434,7 @@ class TaskManager:
                     return None  # the whole task went away meanwhile: a ranged task of its own was made
                 regions = [region async for region in reader.regions()]
                 await asyncio.to_thread(_write_regions, regions, staging)
-            return await self.store.adopt(
-                ranged_id,
-                url=url,
-                content_length=byte_range.length,
-                piece_size=piece_size_for(byte_range.length),
-                content_type=stat.content_type,
-                path=staging,
-                source=stat,
-                byte_range=byte_range,
-            )
+            return await self._adopt(ranged_id, url, stat, staging, byte_range)
         finally:
             await asyncio.to_thread(staging.unlink, True)
 
