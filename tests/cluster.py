@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
+from botocore.config import Config
 
 from dfly.procs import Child, spawn
 
@@ -25,6 +27,15 @@ _names = itertools.count()
 # Gateway credentials of every test daemon.
 S3_ACCESS_KEY = "dflytestaccesskey"
 S3_SECRET_KEY = "dflytestsecretkey0123456789"
+
+
+def s3_client(
+    endpoint: str, *, access_key: str = S3_ACCESS_KEY, secret_key: str = S3_SECRET_KEY, region: str = "us-east-1",
+    **config: Any,
+) -> Any:
+    """A boto3 S3 client for `endpoint` (a gateway, or an S3 origin); `config`: botocore Config options."""
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                        region_name=region, config=Config(**config) if config else None)
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import S3_ACCESS_KEY, S3_SECRET_KEY, dfly_up, fs_origin, running_daemon
+from tests.cluster import S3_ACCESS_KEY, S3_SECRET_KEY, dfly_up, fs_origin, running_daemon, s3_client
 
 REGION = "us-east-1"
 
@@ -23,6 +23,11 @@ class Gateway:
     region: str
     origin: Path
     dfstore: str = ""  # the same daemon's dfstore API
+
+    def client(self, **config: Any) -> Any:
+        """boto3 with this gateway's keys; `config`: botocore Config options."""
+        return s3_client(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, region=self.region,
+                         **config)
 
     @property
     def port(self) -> int:

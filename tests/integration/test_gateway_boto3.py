@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.httpchecksum import (
     Crc32Checksum,
@@ -37,20 +35,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gateway
 
 
-def client(gw: Gateway, **config: Any) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=gw.endpoint,
-        aws_access_key_id=gw.access_key,
-        aws_secret_access_key=gw.secret_key,
-        region_name=gw.region,
-        config=Config(**config) if config else None,
-    )
-
-
 @pytest.fixture
 def s3(gw: Gateway) -> Any:
-    return client(gw)
+    return gw.client()
 
 
 @pytest.fixture
@@ -193,7 +180,7 @@ def test_delete_and_delete_objects(s3: Any, bucket: str) -> None:
 
 def test_presigned_get_and_put(gw: Gateway, s3: Any, bucket: str) -> None:
     # boto3 presigns with SigV2 by default for a custom endpoint in us-east-1, with SigV4 when asked.
-    for signer in (s3, client(gw, signature_version="s3v4")):
+    for signer in (s3, gw.client(signature_version="s3v4")):
         put_url = urlsplit(signer.generate_presigned_url(
             "put_object", Params={"Bucket": bucket, "Key": "p k"}, ExpiresIn=60))
         conn = http.client.HTTPConnection(put_url.netloc, timeout=10)
@@ -230,7 +217,7 @@ CHECKSUM_CLASSES = {"CRC32": Crc32Checksum, "CRC32C": CrtCrc32cChecksum, "CRC64N
 def test_checksum_modes(gw: Gateway, bucket: str) -> None:
     """Every flexible checksum boto3 can send (CRC32C and CRC64NVME through awscrt) is verified and
     echoed; a wrong one is refused with BadDigest and nothing is stored."""
-    s3 = client(gw)
+    s3 = gw.client()
     data = random.Random(5).randbytes(3 * MiB + 7)  # four 1 MiB pieces on the gateway's side
     for algorithm, checksum_cls in CHECKSUM_CLASSES.items():
         expected = checksum_cls()

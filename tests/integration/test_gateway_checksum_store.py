@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, FlexibleChecksumError
 from botocore.httpchecksum import (
     BaseChecksum,
@@ -28,6 +26,7 @@ from botocore.httpchecksum import (
 )
 
 import sdk
+from tests.cluster import s3_client
 from tests.fixtures.rclone import RcloneS3, rclone_s3  # noqa: F401  (fixture)
 from tests.integration.gateway_fixtures import Gateway, running_gateway
 
@@ -43,18 +42,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gateway
 
 
-def client(endpoint: str, access_key: str, secret_key: str, **config: Any) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                        region_name="us-east-1", config=Config(**config) if config else None)
-
-
-def gw_client(gw: Gateway, **config: Any) -> Any:
-    return client(gw.endpoint, gw.access_key, gw.secret_key, **config)
-
-
 @pytest.fixture
 def s3(gw: Gateway) -> Any:
-    return gw_client(gw)
+    return gw.client()
 
 
 @pytest.fixture
@@ -96,7 +86,7 @@ def test_put_checksum_comes_back_on_get_and_head(gw: Gateway, s3: Any, bucket: s
     assert "dfly-checksum" not in head["Metadata"] and head["Metadata"] == {}
     # without the mode header: no checksum
     assert sent_checksums(s3.head_object(Bucket=bucket, Key="obj")) == {}
-    quiet = gw_client(gw, response_checksum_validation="when_required")  # sends no x-amz-checksum-mode
+    quiet = gw.client(response_checksum_validation="when_required")  # sends no x-amz-checksum-mode
     plain = quiet.get_object(Bucket=bucket, Key="obj")
     assert plain["Body"].read() == data and sent_checksums(plain) == {}
 
@@ -122,7 +112,7 @@ def test_no_checksum_on_partial_or_conditional_answers(s3: Any, bucket: str) -> 
 
 
 def test_objects_written_without_a_checksum_have_none(gw: Gateway, bucket: str) -> None:
-    bare = gw_client(gw, request_checksum_calculation="when_required")
+    bare = gw.client(request_checksum_calculation="when_required")
     bare.put_object(Bucket=bucket, Key="bare", Body=b"no checksum")
     got = bare.get_object(Bucket=bucket, Key="bare", ChecksumMode="ENABLED")
     assert got["Body"].read() == b"no checksum" and sent_checksums(got) == {}
@@ -131,7 +121,7 @@ def test_objects_written_without_a_checksum_have_none(gw: Gateway, bucket: str) 
     got = bare.get_object(Bucket=bucket, Key="forged", ChecksumMode="ENABLED")
     assert got["Body"].read() == b"data" and sent_checksums(got) == {} and got["Metadata"] == {"a": "b"}
     # multipart uploads keep no checksum (S3's composite checksums are not kept)
-    s3 = gw_client(gw)
+    s3 = gw.client()
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32")["UploadId"]
     part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"p" * 1000,
                           ChecksumAlgorithm="CRC32")
@@ -198,10 +188,10 @@ def test_a_damaged_stored_checksum_fails_boto3s_validation(gw: Gateway, s3: Any,
 def test_s3_origin_keeps_the_checksum(tmp_path: Path, rclone_s3: RcloneS3) -> None:  # noqa: F811
     origin = {"kind": "s3", "endpoint": rclone_s3.endpoint, "access_key": rclone_s3.access_key,
               "secret_key": rclone_s3.secret_key}
-    direct = client(rclone_s3.endpoint, rclone_s3.access_key, rclone_s3.secret_key,
-                    request_checksum_calculation="when_required", response_checksum_validation="when_required")
+    direct = s3_client(rclone_s3.endpoint, access_key=rclone_s3.access_key, secret_key=rclone_s3.secret_key,
+                       request_checksum_calculation="when_required", response_checksum_validation="when_required")
     with running_gateway(tmp_path / "gw", origin=origin) as gw:
-        s3 = gw_client(gw)
+        s3 = gw.client()
         s3.create_bucket(Bucket="sums")
         data = random.Random(4).randbytes(300_000)
         for algorithm in ("SHA256", "CRC64NVME"):

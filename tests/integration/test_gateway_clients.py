@@ -15,9 +15,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 import s3fs
 from botocore.httpchecksum import CrtCrc32cChecksum, CrtCrc64NvmeChecksum
@@ -41,17 +39,12 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 @pytest.fixture
 def bucket(gw: Gateway) -> str:
     name = f"c-{uuid.uuid4().hex[:12]}"
-    _boto(gw).create_bucket(Bucket=name)
+    gw.client().create_bucket(Bucket=name)
     return name
 
 
-def _boto(gw: Gateway) -> Any:
-    return boto3.client("s3", endpoint_url=gw.endpoint, aws_access_key_id=gw.access_key,
-                        aws_secret_access_key=gw.secret_key, region_name=gw.region)
-
-
 def _keys(gw: Gateway, bucket: str) -> list[str]:
-    return [o["Key"] for o in _boto(gw).list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return [o["Key"] for o in gw.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 90) -> str:
@@ -156,8 +149,8 @@ def test_aws_cli_checksum_algorithm(gw: Gateway, bucket: str, tmp_path: Path, al
     reply = json.loads(_run([*s3api, "--key", "small.bin", "--checksum-algorithm", algorithm], env))
     assert reply[f"Checksum{algorithm}"] == expected.b64digest()
     _aws(gw, env, "cp", "--checksum-algorithm", algorithm, str(tmp_path / "big.bin"), f"s3://{bucket}/big.bin")
-    assert _boto(gw).get_object(Bucket=bucket, Key="small.bin")["Body"].read() == small
-    assert _boto(gw).get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
+    assert gw.client().get_object(Bucket=bucket, Key="small.bin")["Body"].read() == small
+    assert gw.client().get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
     wrong = checksum_cls()
     wrong.update(big[:100])
     bad = subprocess.run([*s3api, "--key", "bad.bin", wrong_option, wrong.b64digest()],

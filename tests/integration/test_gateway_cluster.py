@@ -10,11 +10,10 @@ import random
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.cluster import S3_ACCESS_KEY, S3_SECRET_KEY
+from tests.cluster import s3_client
 from tests.fixtures.rclone import rclone_s3  # noqa: F401  (fixture)
 from tests.integration.test_p2p_cluster import Cluster, cluster  # noqa: F401  (fixture)
 
@@ -22,17 +21,12 @@ MiB = 1024 * 1024
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-def _s3(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ACCESS_KEY,
-                        aws_secret_access_key=S3_SECRET_KEY, region_name="us-east-1")
-
-
 async def test_write_through_one_gateway_read_through_another(cluster: Cluster) -> None:  # noqa: F811
     await asyncio.to_thread(cluster.scheduler)
     await asyncio.to_thread(cluster.daemon, "seed", seed=True)
     writer, reader = [await asyncio.to_thread(cluster.daemon, f"peer-{i}") for i in range(2)]
     await asyncio.sleep(1.0)  # health checks and host announcements
-    a, b = _s3(writer.ready["s3"]), _s3(reader.ready["s3"])
+    a, b = s3_client(writer.ready["s3"]), s3_client(reader.ready["s3"])
     bucket = f"g-{uuid.uuid4().hex[:10]}"
     size = 24 * MiB
     data = random.Random(3).randbytes(size)
@@ -81,7 +75,7 @@ async def test_ranged_s3_download_after_a_whole_read_comes_from_peers(cluster: C
     (cluster.rclone.root / bucket).mkdir(parents=True)
     (cluster.rclone.root / bucket / "model.bin").write_bytes(data)
 
-    a, b = _s3(first.ready["s3"]), _s3(second.ready["s3"])
+    a, b = s3_client(first.ready["s3"]), s3_client(second.ready["s3"])
     whole = await asyncio.to_thread(lambda: a.get_object(Bucket=bucket, Key="model.bin")["Body"].read())
     assert whole == data
     before = cluster.proxy.bytes_from_target

@@ -16,10 +16,8 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote, urlsplit
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -45,13 +43,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 @pytest.fixture(scope="module")
 def bucket(gw: Gateway) -> str:
     name = f"e-{uuid.uuid4().hex[:12]}"
-    _s3(gw).create_bucket(Bucket=name)
+    gw.client().create_bucket(Bucket=name)
     return name
-
-
-def _s3(gw: Gateway) -> Any:
-    return boto3.client("s3", endpoint_url=gw.endpoint, aws_access_key_id=gw.access_key,
-                        aws_secret_access_key=gw.secret_key, region_name=gw.region)
 
 
 def _signed_headers(gw: Gateway, method: str, path: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -118,7 +111,7 @@ def test_clock_skew(gw: Gateway, bucket: str) -> None:
 
 
 def test_expired_presigned_url(gw: Gateway, bucket: str) -> None:
-    _s3(gw).put_object(Bucket=bucket, Key="pre", Body=b"x")
+    gw.client().put_object(Bucket=bucket, Key="pre", Body=b"x")
     request = AWSRequest(method="GET", url=f"{gw.endpoint}/{bucket}/pre")
     S3SigV4QueryAuth(Credentials(gw.access_key, gw.secret_key), "s3", gw.region, expires=1).add_auth(request)
     url = urlsplit(request.url)
@@ -140,7 +133,7 @@ def test_unknown_bucket_and_key_and_head_without_body(gw: Gateway, bucket: str) 
 
 
 def test_range_nine_to_three(gw: Gateway, bucket: str) -> None:
-    _s3(gw).put_object(Bucket=bucket, Key="ten", Body=b"0123456789")
+    gw.client().put_object(Bucket=bucket, Key="ten", Body=b"0123456789")
     path = f"/{bucket}/ten"
     headers = _signed_headers(gw, "GET", path, headers={"Range": "bytes=9-3"})
     _check_error(_send(gw, "GET", path, headers=headers), 416, "InvalidRange")
@@ -157,7 +150,7 @@ def test_key_too_long(gw: Gateway, bucket: str) -> None:
 
 
 def test_malformed_xml_and_bad_part_order(gw: Gateway, bucket: str) -> None:
-    s3 = _s3(gw)
+    s3 = gw.client()
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     path = f"/{bucket}/mp?uploadId={upload}"
     body = b"<CompleteMultipartUpload><Part><PartNumber>1"
@@ -249,16 +242,16 @@ def test_aws_chunked_trailer_checksum(gw: Gateway, bucket: str, algorithm: str) 
     status, headers, _ = _chunked_put(gw, f"/{bucket}/trailer", payload, algorithm=algorithm)
     assert status == 200 and headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
     assert headers[f"x-amz-checksum-{algorithm}"] == expected.b64digest()
-    got = _s3(gw).get_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
+    got = gw.client().get_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
     assert got["Body"].read() == payload  # the trailer's checksum was kept, and boto3 validated it
     assert got["ResponseMetadata"]["HTTPHeaders"][f"x-amz-checksum-{algorithm}"] == expected.b64digest()
     status, _, _ = _chunked_put(gw, f"/{bucket}/trailer-te", payload, algorithm=algorithm, transfer_chunked=True)
     assert status == 200
-    assert _s3(gw).get_object(Bucket=bucket, Key="trailer-te")["Body"].read() == payload
+    assert gw.client().get_object(Bucket=bucket, Key="trailer-te")["Body"].read() == payload
     status, _, body = _chunked_put(gw, f"/{bucket}/trailer-bad", payload, algorithm=algorithm, damage=True)
     assert status == 400 and _code(body) == "BadDigest"
-    with pytest.raises(_s3(gw).exceptions.ClientError):
-        _s3(gw).head_object(Bucket=bucket, Key="trailer-bad")
+    with pytest.raises(gw.client().exceptions.ClientError):
+        gw.client().head_object(Bucket=bucket, Key="trailer-bad")
 
 
 def test_sha256_mismatch(gw: Gateway, bucket: str) -> None:
@@ -282,11 +275,11 @@ def test_survives_garbage(gw: Gateway, bucket: str) -> None:
         sock.sendall(_head(gw, "PUT", path, headers | {"Content-Length": "100000"}) + b"a" * 10)
         time.sleep(0.2)
     time.sleep(0.3)
-    with pytest.raises(_s3(gw).exceptions.ClientError):
-        _s3(gw).head_object(Bucket=bucket, Key="half")
+    with pytest.raises(gw.client().exceptions.ClientError):
+        gw.client().head_object(Bucket=bucket, Key="half")
     path = "/" + bucket + "/%ff%fe"
     assert _send(gw, "GET", path, headers=_signed_headers(gw, "GET", path))[0] in (400, 403, 404)
-    assert "Buckets" in _s3(gw).list_buckets()  # still serving
+    assert "Buckets" in gw.client().list_buckets()  # still serving
 
 
 def _signed_chunked_body(gw: Gateway, headers: dict[str, str], payload: bytes, chunk: int) -> bytes:
@@ -316,7 +309,7 @@ def test_signed_aws_chunked_upload(gw: Gateway, bucket: str) -> None:
     body = _signed_chunked_body(gw, headers, payload, 65536)
     status, _, text = _send(gw, "PUT", path, body, headers | {"Content-Length": str(len(body))})
     assert status == 200, text
-    assert _s3(gw).get_object(Bucket=bucket, Key="signed-chunks")["Body"].read() == payload
+    assert gw.client().get_object(Bucket=bucket, Key="signed-chunks")["Body"].read() == payload
     headers = _signed_headers(gw, "PUT", path + "-bad", headers=extra, payload=sigv4.STREAMING_SIGNED)
     body = _signed_chunked_body(gw, headers, payload, 65536).replace(b"\x00\x01\x02", b"\x00\x01\x03", 1)
     _check_error(_send(gw, "PUT", path + "-bad", body, headers | {"Content-Length": str(len(body))}), 403,
@@ -325,7 +318,7 @@ def test_signed_aws_chunked_upload(gw: Gateway, bucket: str) -> None:
 
 def test_overlapping_uploads_of_one_part(gw: Gateway, bucket: str) -> None:
     """A resent part 1 overlaps the first attempt: neither stalls, the last to finish is the part."""
-    s3 = _s3(gw)
+    s3 = gw.client()
     upload = s3.create_multipart_upload(Bucket=bucket, Key="overlap")["UploadId"]
     path = f"/{bucket}/overlap?partNumber=1&uploadId={upload}"
     first, second = b"1" * 200_000, b"2" * 200_000
@@ -348,7 +341,7 @@ def test_overlapping_uploads_of_one_part(gw: Gateway, bucket: str) -> None:
 
 def test_virtual_host_style(tmp_path_factory: pytest.TempPathFactory) -> None:
     with running_gateway(tmp_path_factory.mktemp("vhost"), domain="s3.local") as vgw:
-        s3 = _s3(vgw)
+        s3 = vgw.client()
         s3.create_bucket(Bucket="vbucket")
         s3.put_object(Bucket="vbucket", Key="a/b", Body=b"vh")
         path = "/a/b"
@@ -377,7 +370,7 @@ def test_content_md5(gw: Gateway, bucket: str) -> None:
 def test_random_signed_requests_never_crash(gw: Gateway, bucket: str) -> None:
     """Signed requests with odd methods, sub-resources, headers and bodies: always an S3 answer, never a 500."""
     rng = random.Random(11)
-    _s3(gw).put_object(Bucket=bucket, Key="fuzz", Body=b"0123456789")
+    gw.client().put_object(Bucket=bucket, Key="fuzz", Body=b"0123456789")
     methods = ["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"]
     paths = ["/", f"/{bucket}", f"/{bucket}/fuzz", f"/{bucket}/new", "/Bad_Bucket/x", f"/{bucket}/a%00b"]
     queries = ["", "uploads", "uploadId=zz", "partNumber=0&uploadId=zz", "partNumber=99999&uploadId=zz",
@@ -403,8 +396,8 @@ def test_random_signed_requests_never_crash(gw: Gateway, bucket: str) -> None:
         status, resp_headers, _ = _send(gw, method, target, body, headers)
         assert status < 500 or status == 501, (method, target, headers, status)
         assert resp_headers.get("x-amz-request-id"), (method, target)
-    _s3(gw).put_object(Bucket=bucket, Key="after-fuzz", Body=b"alive")  # the fuzz may have deleted "fuzz"
-    assert _s3(gw).get_object(Bucket=bucket, Key="after-fuzz")["Body"].read() == b"alive"
+    gw.client().put_object(Bucket=bucket, Key="after-fuzz", Body=b"alive")  # the fuzz may have deleted "fuzz"
+    assert gw.client().get_object(Bucket=bucket, Key="after-fuzz")["Body"].read() == b"alive"
 
 
 def test_aws_chunked_line_without_end(gw: Gateway, bucket: str) -> None:

@@ -12,13 +12,12 @@ import uuid
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 import xxhash
 from boto3.s3.transfer import TransferConfig
 
 from dfly.procs import Child
-from tests.cluster import S3_ACCESS_KEY, S3_SECRET_KEY
+from tests.cluster import s3_client
 from tests.fixtures.rclone import rclone_s3  # noqa: F401  (fixture)
 from tests.integration.test_p2p_cluster import Cluster, cluster, get_all, records  # noqa: F401  (fixture)
 
@@ -166,11 +165,6 @@ async def test_ephemeral_put_is_not_offered(cluster: Cluster) -> None:  # noqa: 
     assert len([r for r in records(cluster.workdir) if _of(a, r["peer_id"])]) == 1
 
 
-def _s3(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ACCESS_KEY,
-                        aws_secret_access_key=S3_SECRET_KEY, region_name="us-east-1")
-
-
 @pytest.mark.parametrize("multipart", [False, True], ids=["put-object", "multipart"])
 async def test_s3_put_makes_the_writer_the_source(cluster: Cluster, multipart: bool) -> None:  # noqa: F811
     bucket = f"s-{uuid.uuid4().hex[:10]}"
@@ -179,7 +173,7 @@ async def test_s3_put_makes_the_writer_the_source(cluster: Cluster, multipart: b
     before = cluster.proxy.bytes_from_target
 
     def write() -> None:
-        client = _s3(a.ready["s3"])
+        client = s3_client(a.ready["s3"])
         if multipart:  # two parts: CompleteMultipartUpload
             cfg = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB)
             client.upload_fileobj(io.BytesIO(data), bucket, "obj.bin", Config=cfg)
@@ -189,7 +183,7 @@ async def test_s3_put_makes_the_writer_the_source(cluster: Cluster, multipart: b
     await asyncio.to_thread(write)
     offered = await asyncio.to_thread(_wait_offered, cluster, a)
     def read(reader: Child) -> bytes:
-        body: bytes = _s3(reader.ready["s3"]).get_object(Bucket=bucket, Key="obj.bin")["Body"].read()
+        body: bytes = s3_client(reader.ready["s3"]).get_object(Bucket=bucket, Key="obj.bin")["Body"].read()
         return body
 
     bodies = [await asyncio.to_thread(read, r) for r in (b, c)]
@@ -211,10 +205,11 @@ async def test_a_copy_of_an_object_held_here_is_offered_too(cluster: Cluster) ->
     before = cluster.proxy.bytes_from_target
 
     def copy() -> None:
-        _s3(a.ready["s3"]).copy_object(Bucket=bucket, Key="latest.bin", CopySource={"Bucket": bucket, "Key": "v3.bin"})
+        source = {"Bucket": bucket, "Key": "v3.bin"}
+        s3_client(a.ready["s3"]).copy_object(Bucket=bucket, Key="latest.bin", CopySource=source)
 
     def read() -> bytes:
-        body: bytes = _s3(b.ready["s3"]).get_object(Bucket=bucket, Key="latest.bin")["Body"].read()
+        body: bytes = s3_client(b.ready["s3"]).get_object(Bucket=bucket, Key="latest.bin")["Body"].read()
         return body
 
     await asyncio.to_thread(copy)
